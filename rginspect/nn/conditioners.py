@@ -1,0 +1,111 @@
+"""The small networks that compute coupling scales s and shifts t from the kept entries of a block.
+
+Their parameter names mirror the published checkpoints' so the format loaders only strip prefixes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class Swish(nn.Module):
+    """x·sigmoid(β·x) with a learnable β per feature (RG-Flow)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.scale * x)
+
+
+class WeightNormLinear(nn.Module):
+    """Linear layer with weight = g·v/‖v‖ per output row, stored as weight_v, weight_g (RG-Flow).
+
+    Written out rather than via torch's parametrization so that it stays a plain function of its
+    parameters under torch.func and loads the upstream key names directly.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = math.sqrt(2.81 * 3 / in_features)  # the gain of swish, as upstream
+        v = torch.empty(out_features, in_features).uniform_(-bound, bound)
+        self.weight_v = nn.Parameter(v)
+        self.weight_g = nn.Parameter(v.norm(dim=1, keepdim=True))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight_g * self.weight_v / self.weight_v.norm(dim=1, keepdim=True)
+        return nn.functional.linear(x, weight, self.bias)
+
+
+class FeatureScale(nn.Module):
+    """Multiply by a learnable vector initialised at zero, so every coupling starts as the identity."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x
+
+
+class ResNetConditioner(nn.Module):
+    """RG-Flow's conditioner: residual blocks of Swish→WeightNormLinear, a final scale, optional tanh."""
+
+    def __init__(self, width: int, hidden: int, n_res_blocks: int, n_mlp: int, tanh: bool) -> None:
+        super().__init__()
+        widths = [width] + [hidden] * n_mlp + [width]
+        self.res_blocks = nn.ModuleList(
+            nn.Sequential(
+                *[
+                    module
+                    for a, b in zip(widths[:-1], widths[1:])
+                    for module in (Swish(a), WeightNormLinear(a, b))
+                ]
+            )
+            for _ in range(n_res_blocks)
+        )
+        self.scale = FeatureScale(width)
+        self.tanh = tanh
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.res_blocks:
+            x = (x + block(x)) / math.sqrt(2)
+        x = self.scale(x)
+        return torch.tanh(x) if self.tanh else x
+
+
+class ScalableTanh(nn.Module):
+    """a·tanh(x) with a learnable a per feature, initialised at 0 (NeuralRG's s-net output)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.tanh(x)
+
+
+class MLPConditioner(nn.Module):
+    """NeuralRG's conditioner: Linear, ELU, ..., Linear, and a scalable tanh for the s-net."""
+
+    def __init__(self, width: int, hidden: int, n_mlp: int, scalable_tanh: bool) -> None:
+        super().__init__()
+        widths = [width] + [hidden] * n_mlp + [width]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < n_mlp:
+                layers.append(nn.ELU())
+        if scalable_tanh:
+            layers.append(ScalableTanh(width))
+        self.layerList = nn.ModuleList(layers)  # noqa: N815 - the upstream key name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layerList:
+            x = layer(x)
+        return x

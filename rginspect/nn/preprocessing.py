@@ -1,0 +1,38 @@
+"""RG-Flow's image preprocessing: optional dequantization, squeeze into [0.05, 0.95], logit."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.functional import softplus
+
+
+class LogitTransform(nn.Module):
+    """images01 in [0, 1] <-> unbounded model space x, with the log-det of the forward map."""
+
+    def __init__(self, constraint: float = 0.9) -> None:
+        super().__init__()
+        self.constraint = constraint
+
+    def forward(
+        self,
+        images01: torch.Tensor,
+        dequantize: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y = images01
+        if dequantize:
+            noise = torch.rand(y.shape, generator=generator, device=y.device).to(y.dtype)
+            y = (y * 255 + noise) / 256
+        # the same operation order as upstream, so float32 results match to the last bit
+        y = ((y * 2 - 1) * self.constraint + 1) / 2
+        x = torch.log(y) - torch.log(1 - y)
+        pre_logit_scale = math.log(self.constraint) - math.log(1 - self.constraint)
+        ldj = softplus(x) + softplus(-x) - math.log1p(math.exp(-pre_logit_scale))
+        return x, ldj.reshape(x.shape[0], -1).sum(1)
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x)
+        return ((y * 2 - 1) / self.constraint + 1) / 2
