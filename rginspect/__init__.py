@@ -1,0 +1,14 @@
+"""rginspect: open up trained renormalization-group flow models and show what they learned."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .formats import available_formats, load, save
+from .hooks import hookimpl
+from .model import RGFlowModel
+
+try:
+    __version__ = version("rginspect")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"
+
+__all__ = ["RGFlowModel", "__version__", "available_formats", "hookimpl", "load", "save"]

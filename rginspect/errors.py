@@ -40,3 +40,7 @@ class ArchitectureError(RGInspectError):
 
 class DataSpecError(RGInspectError):
     """A --data specification cannot be read or does not fit the model."""
+
+
+class InvertibilityWarning(UserWarning):
+    """decode(encode(x)) differs from x, or the two log-determinants do not cancel, after loading."""

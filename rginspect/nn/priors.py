@@ -41,8 +41,8 @@ class GaussianPrior(Prior):
         return -0.5 * (z / self.scale) ** 2 - torch.log(self.scale) - 0.5 * math.log(2 * math.pi)
 
     def sample(self, shape, temperature=1.0, generator=None):
-        noise = torch.randn(shape, generator=generator, device=self.scale.device)
-        return noise.to(self.scale.dtype) * self.scale * temperature
+        noise = torch.randn(shape, generator=generator, device=_noise_device(generator, self.scale))
+        return noise.to(self.scale) * self.scale * temperature
 
     def quantile(self, p):
         return self.scale * math.sqrt(2) * torch.special.erfinv(2 * p - 1)
@@ -56,13 +56,19 @@ class LaplacePrior(Prior):
 
     def sample(self, shape, temperature=1.0, generator=None):
         eps = torch.finfo(self.scale.dtype).eps
-        u = torch.rand(shape, generator=generator, device=self.scale.device).to(self.scale.dtype)
+        u = torch.rand(shape, generator=generator, device=_noise_device(generator, self.scale))
+        u = u.to(self.scale)
         u = u * (2 - eps) - (1 - eps)  # uniform on (−1+eps, 1), as upstream
         return -self.scale * temperature * u.sign() * torch.log1p(-u.abs())
 
     def quantile(self, p):
         centred = p - 0.5
         return -self.scale * centred.sign() * torch.log1p(-2 * centred.abs())
+
+
+def _noise_device(generator: torch.Generator | None, scale: torch.Tensor) -> torch.device:
+    """Draw where the generator lives, so a seeded CPU generator gives the same numbers on CUDA."""
+    return generator.device if generator is not None else scale.device
 
 
 PRIORS: dict[str, type[Prior]] = {"gaussian": GaussianPrior, "laplace": LaplacePrior}

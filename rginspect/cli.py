@@ -1,0 +1,221 @@
+"""The `rginspect` command line: thin click wrappers over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import RGInspectError
+
+
+class RGInspectGroup(click.Group):
+    """Turns every RGInspectError into one `error:` line and its exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RGInspectError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _int_list(value: str) -> int | list[int]:
+    """'8,6,4,2' -> [8, 6, 4, 2]; '2' -> 2 (as RG-Flow's --nlayers)."""
+    try:
+        numbers = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an integer or a comma-separated list") from None
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _one_int(value: str, name: str) -> int:
+    number = _int_list(value)
+    if not isinstance(number, int):
+        raise click.BadParameter(f"the NeuralRG architecture takes one number, not {value!r}", param_hint=name)
+    return number
+
+
+@click.group(cls=RGInspectGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rginspect")
+def main() -> None:
+    """Open up trained renormalization-group flow models and show what they learned."""
+    warnings.showwarning = _one_line_warnings
+
+
+trust_option = click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow pickled code in the checkpoint to run (only for files from people you trust).",
+)
+format_option = click.option("--format", "format_name", help="Checkpoint format (default: detect).")
+
+
+@main.command()
+@click.argument("checkpoint")
+@format_option
+@trust_option
+@click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
+def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_json: bool) -> None:
+    """Print the model card of CHECKPOINT: format, architecture, parameters, latents per level."""
+    from .formats import load
+
+    model = load(checkpoint, format=format_name, trust_checkpoint=trust_checkpoint)
+    card = model.info() | {"load_check": model.load_check}
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    for key in ("format", "architecture", "domain", "data_shape", "n_levels", "latents_per_level",
+                "parameters", "dtype", "prior", "action", "load_check"):  # fmt: skip
+        click.echo(f"{key:>18}: {card[key]}")
+    training = card["provenance"].get("training")
+    if training:
+        click.echo(f"{'trained':>18}: {training.get('command')} -> {training.get('loss_unit')} "
+                   f"{training.get('final_loss'):.4g}")  # fmt: skip
+
+
+@main.group()
+def train() -> None:
+    """Train a small RG flow and write a native checkpoint."""
+
+
+common_training = [
+    click.option("--steps", default=2000, show_default=True, help="Optimizer steps."),
+    click.option("--batch-size", default=64, show_default=True),
+    click.option("--lr", default=1e-3, show_default=True, help="Learning rate."),
+    click.option("--seed", default=0, show_default=True),
+    click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+    click.option("--nlayers", default="2", show_default=True, help="Couplings per block (n or a,b,..)."),
+    click.option("--nmlp", default="1", show_default=True, help="Hidden layers per conditioner."),
+    click.option("--nhidden", default="64", show_default=True, help="Conditioner width."),
+    click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                 help="Where to write the checkpoint (.pt or .safetensors)."),  # fmt: skip
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def training_options(function):
+    for option in reversed(common_training):
+        function = option(function)
+    return function
+
+
+@train.command("image")
+@click.option("--data", default="msds1:10000", show_default=True, help="msds1[:N], msds2[:N], digits...")
+@click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA.")
+@click.option("--nresblocks", default="1", show_default=True, help="Residual blocks per conditioner.")
+@click.option("--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True)
+@click.option("--weight-decay", default=5e-2, show_default=True)
+@training_options
+def train_image_command(data, kernel, nresblocks, prior, weight_decay, **options) -> None:
+    """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
+    from .data import load_data
+    from .model import RGFlowModel
+    from .nn.architectures import rgflow_config
+    from .train import train_image, training_provenance
+
+    started = time.time()
+    batch = load_data(data, seed=options["seed"])
+    images = batch.images_or_fields
+    config = rgflow_config(
+        channels=images.shape[1],
+        L=images.shape[2],
+        kernel=kernel,
+        nlayers=_int_list(options["nlayers"]),
+        nresblocks=_int_list(nresblocks),
+        nmlp=_int_list(options["nmlp"]),
+        nhidden=_int_list(options["nhidden"]),
+        prior=prior,
+    )
+    model = RGFlowModel.from_config(config).to(_device(options["device"]))
+    record = train_image(
+        model,
+        images,
+        steps=options["steps"],
+        batch_size=options["batch_size"],
+        lr=options["lr"],
+        weight_decay=weight_decay,
+        seed=options["seed"],
+        progress=not options["quiet"],
+    )
+    settings = {"data": data, "weight_decay": weight_decay} | _settings(options)
+    model.provenance["training"] = training_provenance("train image", record, started, **settings)
+    _finish(model, options["out"], record)
+
+
+@train.command("field")
+@click.option("--action", "action_name", type=click.Choice(["phi4", "ising", "xy"]), required=True)
+@click.option("--size", "L", default=16, show_default=True, help="Lattice size L (a power of 2).")
+@click.option("--kappa", type=float, help="φ⁴ hopping parameter κ.")
+@click.option("--lamb", type=float, help="φ⁴ coupling λ.")
+@click.option("--temperature", "T", type=float, help="Ising temperature T.")
+@click.option("--beta", type=float, help="XY inverse temperature β.")
+@click.option("--nrepeat", default=1, show_default=True, help="MERA layers per level (NeuralRG).")
+@training_options
+def train_field_command(action_name, L, kappa, lamb, T, beta, nrepeat, **options) -> None:
+    """Reverse KL from a lattice action with the NeuralRG architecture (no data needed)."""
+    from .model import RGFlowModel
+    from .nn.architectures import neuralrg_config
+    from .physics import build_action
+    from .train import train_field, training_provenance
+
+    started = time.time()
+    parameters = {"phi4": {"kappa": kappa, "lamb": lamb}, "ising": {"T": T}, "xy": {"beta": beta}}
+    needed = parameters[action_name]
+    missing = [f"--{'temperature' if name == 'T' else name}" for name, v in needed.items() if v is None]
+    if missing:
+        raise click.UsageError(f"--action {action_name} needs {' and '.join(missing)}")
+    action = build_action({"name": action_name, "L": L, **needed})
+    config = neuralrg_config(
+        channels=action.n_channels,
+        L=L,
+        nlayers=_one_int(options["nlayers"], "--nlayers"),
+        nmlp=_one_int(options["nmlp"], "--nmlp"),
+        nhidden=_one_int(options["nhidden"], "--nhidden"),
+        nrepeat=nrepeat,
+    )
+    model = RGFlowModel.from_config(config, action=action).to(_device(options["device"]))
+    record = train_field(
+        model,
+        steps=options["steps"],
+        batch_size=options["batch_size"],
+        lr=options["lr"],
+        seed=options["seed"],
+        progress=not options["quiet"],
+    )
+    settings = {"action": action.config()} | _settings(options)
+    model.provenance["training"] = training_provenance("train field", record, started, **settings)
+    _finish(model, options["out"], record)
+
+
+def _settings(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: options[key] for key in ("steps", "batch_size", "lr", "seed")}
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RGInspectError("CUDA is not available on this machine; use --device cpu")
+    return name
+
+
+def _finish(model, out: Path, record) -> None:
+    from .formats import save
+
+    save(model.cpu(), out)
+    click.echo(f"wrote {out} ({record.unit} {model.provenance['training']['final_loss']:.4g})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

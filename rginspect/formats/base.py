@@ -1,0 +1,178 @@
+"""What every checkpoint format shares: the format record, safe reading, strict weight matching."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import pickletools
+import re
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import (
+    ArchitectureMismatchError,
+    CheckpointNotFoundError,
+    NonFiniteWeightsError,
+    NotACheckpointError,
+    UntrustedCheckpointError,
+)
+
+if TYPE_CHECKING:
+    from ..model import RGFlowModel
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL = 0x80
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A checkpoint format, as returned by the `rginspect_checkpoint_formats` hook."""
+
+    name: str
+    description: str
+    sniff: Callable[[Path], bool]
+    load: Callable[..., RGFlowModel]
+
+
+def read_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
+    """torch.load that never runs pickled code unless the user trusts the file.
+
+    Every way a file can be wrong becomes one rginspect exception naming the file and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"{path}: no such file; check the path")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or (head and head[0] == _PICKLE_PROTOCOL)):
+        raise NotACheckpointError(
+            f"{path}: not a PyTorch checkpoint (neither a torch zip archive nor a pickle); "
+            "pass the .pt/.state/.saving file written by torch.save"
+        )
+    if trust_checkpoint:
+        warnings.warn(
+            f"loading {path} with --trust-checkpoint: pickled code in it will run",
+            stacklevel=2,
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+    except pickle.UnpicklingError as error:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if blocked:
+            raise UntrustedCheckpointError(
+                f"{path}: loading it would run pickled code ({blocked.group(1)}); if you trust the "
+                "file's author, rerun with --trust-checkpoint (trust_checkpoint=True)"
+            ) from None
+        raise NotACheckpointError(
+            f"{path}: corrupted or unsafe pickle ({_last_line(error)}); re-export the checkpoint, "
+            "or rerun with --trust-checkpoint if you trust its author"
+        ) from None
+    except (EOFError, RuntimeError, KeyError, ValueError) as error:
+        raise NotACheckpointError(
+            f"{path}: truncated or corrupted checkpoint ({_first_line(error) or 'unexpected end'}); "
+            "copy or save it again"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else ""
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower()]
+    return (lines[-1] if lines else _first_line(error))[:160]
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: Path | str) -> None:
+    """Refuse weights with NaN/Inf: every analysis of such a model would be silently meaningless."""
+    bad = [
+        key
+        for key, value in state.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteWeightsError(
+            f"{source}: NaN or Inf in {shown}; the training diverged, load an earlier checkpoint"
+        )
+
+
+def require_keys(
+    state: Mapping[str, torch.Tensor],
+    expected_shapes: Mapping[str, tuple[int, ...]],
+    source: Path | str,
+    optional: set[str] = frozenset(),
+) -> None:
+    """Name every missing, unexpected and wrongly shaped key in one error, instead of loading half."""
+    missing = sorted(set(expected_shapes) - set(state))
+    unexpected = sorted(set(state) - set(expected_shapes) - set(optional))
+    reshaped = sorted(
+        f"{key} {tuple(state[key].shape)} != {tuple(expected_shapes[key])}"
+        for key in set(expected_shapes) & set(state)
+        if tuple(state[key].shape) != tuple(expected_shapes[key])
+    )
+    problems = [
+        f"{label}: {', '.join(keys)}"
+        for label, keys in [
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", reshaped),
+        ]
+        if keys
+    ]
+    if problems:
+        raise ArchitectureMismatchError(
+            f"{source}: weights do not fit the architecture ({'; '.join(problems)}); "
+            "check the format and architecture options"
+        )
+
+
+def load_state_strictly(
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Path | str
+) -> None:
+    """Check keys, shapes and finiteness, then load, keeping the checkpoint's floating dtype."""
+    require_keys(state, {key: value.shape for key, value in model.state_dict().items()}, source)
+    check_finite(state, source)
+    dtypes = {value.dtype for value in state.values() if value.is_floating_point()}
+    if len(dtypes) == 1:
+        model.to(dtypes.pop())
+    model.load_state_dict(state)
+
+
+def newest_file(folder: Path, pattern: str) -> Path | None:
+    """The checkpoint with the highest number in its name (the last epoch), else the newest on disk."""
+    candidates = [path for path in folder.glob(pattern) if path.is_file()]
+    if not candidates:
+        return None
+
+    def key(path: Path) -> tuple[float, float]:
+        numbers = re.findall(r"\d+", path.stem)
+        return (float(numbers[-1]) if numbers else -math.inf, path.stat().st_mtime)
+
+    return max(candidates, key=key)
+
+
+def pickle_strings(path: Path, limit: int = 1 << 20) -> set[str]:
+    """String constants of a torch file's pickle, read without executing it (for cheap sniffing)."""
+    strings: set[str] = set()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(limit)
+        for opcode, argument, _ in pickletools.genops(data):
+            if isinstance(argument, str) and "UNICODE" in opcode.name:
+                strings.add(argument)
+    except Exception:  # a legacy file read in part ends mid-stream; what was read is enough to sniff
+        pass
+    return strings
