@@ -1,0 +1,227 @@
+"""The --data specification: which images (or fields) to push through a model, as one string."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataSpecError
+from .digits import DIGITS_SIZES, load_digits_images
+from .msds import generate_msds
+
+ACCEPTED_FORMS = (
+    "msds1, msds1:N, msds2, msds2:N, digits, digits:16, digits:32, folder:PATH, npz:PATH, "
+    "npz:PATH#KEY, model"
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed data spec; `path` and `key` only for folder/npz, `n` for MSDS, `size` for digits."""
+
+    kind: str  # msds1 | msds2 | digits | folder | npz | model
+    n: int | None = None
+    path: str | None = None
+    size: int | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataBatch:
+    """Data ready for a model: (n, C, L, L) float32, with ground-truth factors where they exist."""
+
+    images_or_fields: np.ndarray
+    labels: np.ndarray | None = None
+    factor_names: tuple[str, ...] | None = None
+    source: str
+
+
+def parse_data_spec(spec: str) -> DataSpec:
+    """Read a spec such as `msds1:1000` or `npz:runs/x.npz#fields`; reject anything else."""
+    kind, colon, arg = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind in ("msds1", "msds2"):
+        if not colon:
+            return DataSpec(kind)
+        if arg.isdigit() and int(arg) > 0:
+            return DataSpec(kind, n=int(arg))
+        raise _bad_spec(spec, f"N must be a positive whole number, not {arg!r}")
+    if kind == "digits":
+        if not colon:
+            return DataSpec(kind)
+        if arg in [str(s) for s in DIGITS_SIZES]:
+            return DataSpec(kind, size=int(arg))
+        raise _bad_spec(spec, f"digits size must be 16 or 32, not {arg!r}")
+    if kind == "folder" and arg:
+        return DataSpec(kind, path=arg)
+    if kind == "npz" and arg:
+        path, hash_sign, key = arg.rpartition("#")
+        if not hash_sign:
+            return DataSpec(kind, path=arg)
+        if path and key:
+            return DataSpec(kind, path=path, key=key)
+        raise _bad_spec(spec, "write npz:PATH#KEY with both a path and a key")
+    if kind == "model" and not colon:
+        return DataSpec(kind)
+    raise _bad_spec(spec)
+
+
+def load_data(
+    spec: DataSpec | str,
+    *,
+    channels: int | None = None,
+    size: int | None = None,
+    n_default: int = 256,
+    seed: int = 0,
+) -> DataBatch:
+    """Load or generate the data a spec names, fitted to a model of `channels` × `size` × `size`.
+
+    MSDS is drawn at the model's size (a multiple of 8), digits at 16 or 32, folder images are
+    converted and resized; npz arrays are returned as stored. Anything that cannot fit the model
+    raises DataSpecError.
+    """
+    if isinstance(spec, str):
+        spec = parse_data_spec(spec)
+    if spec.kind in ("msds1", "msds2"):
+        batch = _load_msds(spec, channels, size, n_default, seed)
+    elif spec.kind == "digits":
+        batch = _load_digits(spec, channels, size)
+    elif spec.kind == "folder":
+        batch = _load_folder(Path(spec.path), channels, size)
+    elif spec.kind == "npz":
+        batch = _load_npz(Path(spec.path), spec.key)
+    elif spec.kind == "model":
+        raise DataSpecError(
+            "'model' data are samples drawn from the checkpoint, not loaded here; sample them from "
+            f"the loaded model, or name a data source ({ACCEPTED_FORMS})"
+        )
+    else:
+        raise DataSpecError(f"unknown data kind {spec.kind!r}; accepted forms: {ACCEPTED_FORMS}")
+    _check_fit(batch, channels, size)
+    return batch
+
+
+def _bad_spec(spec: str, reason: str | None = None) -> DataSpecError:
+    why = f" ({reason})" if reason else ""
+    return DataSpecError(f"cannot read data spec {spec!r}{why}; accepted forms: {ACCEPTED_FORMS}")
+
+
+def _mismatch(channels: int | None, size: int | None, found: tuple[int, ...], source: str) -> str:
+    c = "C" if channels is None else channels
+    side = "L" if size is None else size
+    return f"the model expects ({c}, {side}, {side}) but the data ({source}) have {found}"
+
+
+def _load_msds(
+    spec: DataSpec, channels: int | None, size: int | None, n_default: int, seed: int
+) -> DataBatch:
+    n = spec.n or n_default
+    side = 32 if size is None else size
+    source = f"{spec.kind}, {n} images generated with seed {seed}"
+    if channels not in (None, 3) or side < 8 or side % 8:
+        raise DataSpecError(
+            _mismatch(channels, size, (3, side, side), source)
+            + "; MSDS is RGB in 8×8 tiles: it fits 3-channel models whose size is a multiple of 8"
+        )
+    msds = generate_msds(spec.kind, n, seed=seed, L=side)
+    return DataBatch(
+        images_or_fields=msds.images,
+        labels=msds.labels,
+        factor_names=msds.factor_names,
+        source=f"{source}, {side}×{side}",
+    )
+
+
+def _load_digits(spec: DataSpec, channels: int | None, size: int | None) -> DataBatch:
+    side = spec.size or size or DIGITS_SIZES[0]
+    source = f"sklearn digits {side}×{side}"
+    if channels not in (None, 1) or (size is not None and size != side) or side not in DIGITS_SIZES:
+        raise DataSpecError(
+            _mismatch(channels, size, (1, side, side), source)
+            + "; digits are greyscale, 16×16 (digits) or 32×32 (digits:32)"
+        )
+    images, labels = load_digits_images(side)
+    return DataBatch(images_or_fields=images, labels=labels, factor_names=("digit",), source=source)
+
+
+def _load_folder(folder: Path, channels: int | None, size: int | None) -> DataBatch:
+    if not folder.is_dir():
+        raise DataSpecError(f"{folder}: no such folder; folder:PATH needs a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataSpecError(f"{folder}: no .png/.jpg/.jpeg images here; add some or fix the path")
+    arrays = []
+    mode = None
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                if mode is None:  # greyscale only when asked, or when the first image is greyscale
+                    grey = channels == 1 or (channels is None and _is_greyscale(image))
+                    mode = "L" if grey else "RGB"
+                image = image.convert(mode)
+                if size is not None and image.size != (size, size):
+                    image = image.resize((size, size), Image.Resampling.BILINEAR)
+                arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise DataSpecError(f"{path}: cannot read this image ({err}); replace it") from err
+        if arrays[-1].shape != arrays[0].shape:
+            raise DataSpecError(
+                f"{path}: {arrays[-1].shape[1]}×{arrays[-1].shape[0]} px, but {files[0].name} is "
+                f"{arrays[0].shape[1]}×{arrays[0].shape[0]}; images must share one size"
+            )
+    stacked = np.stack(arrays)
+    stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+    return DataBatch(
+        images_or_fields=np.ascontiguousarray(stacked),
+        source=f"folder {folder}, {len(files)} images",
+    )
+
+
+def _is_greyscale(image: Image.Image) -> bool:
+    return image.mode != "P" and len(image.getbands()) == 1
+
+
+def _load_npz(path: Path, key: str | None) -> DataBatch:
+    if not path.is_file():
+        raise DataSpecError(f"{path}: no such file; npz:PATH needs an .npz (or .npy) array file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataSpecError(f"{path}: not a readable numpy .npz/.npy file ({err})") from err
+    if isinstance(loaded, np.ndarray):
+        array, source = loaded, f"npy {path}"
+    else:
+        with loaded:
+            keys = list(loaded.files)
+            if key is None and len(keys) != 1:
+                raise DataSpecError(f"{path} holds arrays {keys}; pick one with npz:{path}#KEY")
+            key = keys[0] if key is None else key
+            if key not in keys:
+                raise DataSpecError(f"{path} has no array {key!r}; it holds {keys}")
+            array, source = loaded[key], f"npz {path}#{key}"
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataSpecError(f"{source}: dtype {array.dtype} is not real numbers")
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4 or array.shape[0] == 0 or array.shape[2] != array.shape[3]:
+        raise DataSpecError(
+            f"{source}: shape {array.shape}; expected a non-empty (n, C, L, L) or (n, L, L) array "
+            "(move a channels-last axis to position 1)"
+        )
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise DataSpecError(f"{source}: contains NaN or Inf (as float32); clean the data first")
+    return DataBatch(images_or_fields=array, source=source)
+
+
+def _check_fit(batch: DataBatch, channels: int | None, size: int | None) -> None:
+    found = tuple(batch.images_or_fields.shape[1:])
+    c, h, w = found
+    if h != w:
+        raise DataSpecError(f"{batch.source}: images are {w}×{h} px; they must be square")
+    if (channels is not None and c != channels) or (size is not None and h != size):
+        raise DataSpecError(_mismatch(channels, size, found, batch.source))
