@@ -42,7 +42,9 @@ def _int_list(value: str) -> int | list[int]:
 def _one_int(value: str, name: str) -> int:
     number = _int_list(value)
     if not isinstance(number, int):
-        raise click.BadParameter(f"the NeuralRG architecture takes one number, not {value!r}", param_hint=name)
+        raise click.BadParameter(
+            f"the NeuralRG architecture takes one number, not {value!r}", param_hint=name
+        )
     return number
 
 
@@ -95,11 +97,18 @@ common_training = [
     click.option("--lr", default=1e-3, show_default=True, help="Learning rate."),
     click.option("--seed", default=0, show_default=True),
     click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
-    click.option("--nlayers", default="2", show_default=True, help="Couplings per block (n or a,b,..)."),
+    click.option(
+        "--nlayers", default="2", show_default=True, help="Couplings per block (n or a,b,..)."
+    ),
     click.option("--nmlp", default="1", show_default=True, help="Hidden layers per conditioner."),
     click.option("--nhidden", default="64", show_default=True, help="Conditioner width."),
-    click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-                 help="Where to write the checkpoint (.pt or .safetensors)."),  # fmt: skip
+    click.option(
+        "-o",
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="Where to write the checkpoint (.pt or .safetensors).",
+    ),  # fmt: skip
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -111,10 +120,16 @@ def training_options(function):
 
 
 @train.command("image")
-@click.option("--data", default="msds1:10000", show_default=True, help="msds1[:N], msds2[:N], digits...")
+@click.option(
+    "--data", default="msds1:10000", show_default=True, help="msds1[:N], msds2[:N], digits..."
+)
 @click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA.")
-@click.option("--nresblocks", default="1", show_default=True, help="Residual blocks per conditioner.")
-@click.option("--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True)
+@click.option(
+    "--nresblocks", default="1", show_default=True, help="Residual blocks per conditioner."
+)
+@click.option(
+    "--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True
+)
 @click.option("--weight-decay", default=5e-2, show_default=True)
 @training_options
 def train_image_command(data, kernel, nresblocks, prior, weight_decay, **options) -> None:
@@ -172,7 +187,9 @@ def train_field_command(action_name, L, kappa, lamb, T, beta, nrepeat, **options
     started = time.time()
     parameters = {"phi4": {"kappa": kappa, "lamb": lamb}, "ising": {"T": T}, "xy": {"beta": beta}}
     needed = parameters[action_name]
-    missing = [f"--{'temperature' if name == 'T' else name}" for name, v in needed.items() if v is None]
+    missing = [
+        f"--{'temperature' if name == 'T' else name}" for name, v in needed.items() if v is None
+    ]
     if missing:
         raise click.UsageError(f"--action {action_name} needs {' and '.join(missing)}")
     action = build_action({"name": action_name, "L": L, **needed})

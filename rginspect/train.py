@@ -108,7 +108,9 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
-def training_provenance(command: str, record: TrainingRecord, started: float, **settings: Any) -> dict:
+def training_provenance(
+    command: str, record: TrainingRecord, started: float, **settings: Any
+) -> dict:
     """What a native checkpoint records about how it was made (JSON-able)."""
     from . import __version__
 
@@ -123,6 +125,6 @@ def training_provenance(command: str, record: TrainingRecord, started: float, **
         "wall_seconds": round(time.time() - started, 1),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rginspect_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
     }

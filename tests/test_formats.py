@@ -128,9 +128,9 @@ def test_rgflow_other_architectures_load_exactly(tmp_path, run_name, config, pre
         warnings.simplefilter("always")
         loaded = rginspect.load(tmp_path / run_name)
     assert loaded.config == original.config
-    assert any("assuming a gaussian prior" in str(w.message) for w in caught) == run_name.startswith(
-        "gaussian_like"
-    )
+    assert any(
+        "assuming a gaussian prior" in str(w.message) for w in caught
+    ) == run_name.startswith("gaussian_like")
     x = original.sample(3, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(loaded.log_prob(x), original.log_prob(x))
@@ -185,11 +185,18 @@ def test_neuralrg_reproduces_upstream_values(neuralrg_model, neuralrg_reference)
 
 
 def test_neuralrg_float64_copy(neuralrg_model, neuralrg_reference):
+    ref = neuralrg_reference
     model = rginspect.load(NEURALRG_RUN, dtype=torch.float64)
+    x = torch.from_numpy(ref["x"]).double()
     with torch.no_grad():
-        z, logdet = model.encode(torch.from_numpy(neuralrg_reference["x_f64"]))
-    close(z, neuralrg_reference["z_f64"], rtol=1e-12)
-    close(logdet, neuralrg_reference["logdet_f64"], rtol=1e-12)
+        z, logdet = model.encode(x)
+        x_inv, logdet_inv = model.decode(torch.from_numpy(ref["eps"]).double())
+        close(z, ref["z_f64"], rtol=1e-12)
+        close(logdet, ref["logdet_f64"], rtol=1e-12)
+        close(model.log_prob(x), ref["logp_f64"], rtol=1e-12)
+        close(x_inv, ref["x_inv_f64"], rtol=1e-12)
+        close(logdet_inv, ref["logdet_inv_f64"], rtol=1e-12)
+        close(model.action(x), ref["energy_f64"], rtol=3e-6)  # upstream: float32 K⁻¹ inside
 
 
 def test_neuralrg_records_its_ising_action(neuralrg_model, neuralrg_reference):
@@ -297,12 +304,14 @@ def test_module_factory(factory_module, tmp_path):
     x = torch.randn(5, 2, 4, 4, dtype=torch.float64)
     jacobian = torch.func.jacrev(lambda v: model.encode(v[None].float())[0][0].double())(x[0])
     expected = torch.linalg.slogdet(jacobian.reshape(32, 32)).logabsdet
-    torch.testing.assert_close(model.encode(x[:1].float())[1].double(), expected[None], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model.encode(x[:1].float())[1].double(), expected[None], rtol=1e-5, atol=1e-5
+    )
     # weights from a file, architecture from the factory
     weights = {"a": torch.tensor(-0.2), "b": torch.tensor(2.0)}
     torch.save(weights, tmp_path / "weights.pt")
     loaded = rginspect.load(tmp_path / "weights.pt", format="module", factory=factory_module, L=4)
-    assert float(loaded.flow.module.a) == pytest.approx(-0.2)
+    assert loaded.flow.module.a.item() == pytest.approx(-0.2)
 
 
 def test_broken_inverse_warns_with_numbers(factory_module):
@@ -335,8 +344,9 @@ def test_crafted_pickle_is_not_executed(tmp_path, name):
 def test_trusting_a_checkpoint_warns(tmp_path):
     path = tmp_path / "legacy.pt"
     torch.save({"flow": {}}, path, _use_new_zipfile_serialization=False)
-    with pytest.warns(UserWarning, match="pickled code in it will run"), pytest.raises(
-        ArchitectureMismatchError
+    with (
+        pytest.warns(UserWarning, match="pickled code in it will run"),
+        pytest.raises(ArchitectureMismatchError),
     ):
         rginspect.load(path, format="rgflow", trust_checkpoint=True)
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointNotFoundError, InvertibilityWarning, RGInspectError, UnknownFormatError
+from ..errors import (
+    CheckpointNotFoundError,
+    InvertibilityWarning,
+    RGInspectError,
+    UnknownFormatError,
+)
 from ..model import RGFlowModel
 from .base import CheckpointFormat
 
@@ -79,7 +84,9 @@ def load(
     model.provenance.setdefault("format", checkpoint_format.name)
     model.provenance.setdefault("path", str(path))
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise RGInspectError("CUDA is not available on this machine; use device='cpu' (--device cpu)")
+        raise RGInspectError(
+            "CUDA is not available on this machine; use device='cpu' (--device cpu)"
+        )
     model = model.to(device=device, dtype=dtype).eval()
     if check:
         model.load_check = check_invertibility(model)

@@ -173,6 +173,8 @@ def pickle_strings(path: Path, limit: int = 1 << 20) -> set[str]:
         for opcode, argument, _ in pickletools.genops(data):
             if isinstance(argument, str) and "UNICODE" in opcode.name:
                 strings.add(argument)
-    except Exception:  # a legacy file read in part ends mid-stream; what was read is enough to sniff
+    except (
+        Exception
+    ):  # a legacy file read in part ends mid-stream; what was read is enough to sniff
         pass
     return strings

@@ -52,7 +52,9 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
         raise CheckpointNotFoundError(f"{path}: folder holds no NeuralRG savings/*.saving file")
     state = read_torch_file(file, trust_checkpoint)
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise NotACheckpointError(f"{file}: not a NeuralRG state dict (torch.save(flow.state_dict()))")
+        raise NotACheckpointError(
+            f"{file}: not a NeuralRG state dict (torch.save(flow.state_dict()))"
+        )
     symmetrized = any(key.startswith("flow.layerList.") for key in state)
     prefix = "flow." if symmetrized else ""
     parameters = _read_parameters(file)
@@ -61,7 +63,9 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
     model = RGFlowModel.from_config(
         config, action=action, provenance={"symmetrized": symmetrized, "parameters": parameters}
     )
-    expected = {_upstream_key(key, prefix): value.shape for key, value in model.state_dict().items()}
+    expected = {
+        _upstream_key(key, prefix): value.shape for key, value in model.state_dict().items()
+    }
     for key, shape in list(expected.items()):
         if key.endswith(".maskList"):
             expected[key] = expected[key + "R"] = (shape[0], config["channels"], 2, 2)
@@ -145,8 +149,10 @@ def _upstream_key(key: str, prefix: str) -> str:
     if key == "prior.scale":
         return "prior.sigma"
     key = re.sub(r"^flow\.blocks\.(\d+)\.", prefix + r"layerList.\1.", key)
-    return key.replace(".s_nets.", ".sList.").replace(".t_nets.", ".tList.").replace(
-        ".masks", ".maskList"
+    return (
+        key.replace(".s_nets.", ".sList.")
+        .replace(".t_nets.", ".tList.")
+        .replace(".masks", ".maskList")
     )
 
 

@@ -95,7 +95,9 @@ def _call_factory(spec: str, architecture: dict[str, Any]) -> Any:
 def _wrap(built: dict[str, Any], spec: str) -> RGFlowModel:
     level = np.asarray(built["latent_level"])
     if level.ndim != 3:
-        raise ArchitectureError(f"{spec}: latent_level must have shape (C, L, L), not {level.shape}")
+        raise ArchitectureError(
+            f"{spec}: latent_level must have shape (C, L, L), not {level.shape}"
+        )
     prior = built.get("prior", "gaussian")
     if not isinstance(prior, Prior):
         if prior not in PRIORS:

@@ -125,7 +125,9 @@ def _infer_config(
     name = _run_name(file)
     parsed = RUN_NAME.fullmatch(name) if name else None
     if parsed and parsed["ar"]:
-        raise ArchitectureError(f"{file}: the RG-Flow 'ar' subnet is not supported (it cannot sample)")
+        raise ArchitectureError(
+            f"{file}: the RG-Flow 'ar' subnet is not supported (it cannot sample)"
+        )
     if parsed and int(parsed["kernel"] or 4) != kernel:
         raise ArchitectureMismatchError(
             f"{file}: run name says kernel {parsed['kernel'] or 4}, masks say {kernel}"

@@ -138,7 +138,9 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
 
         masks = torch.stack([left, 1 - left] * n_layers)
         net_of_step = [j for j in range(n_layers) for _ in range(2)]
-        blocks.append(CouplingStack(masks, nets(True), nets(False), net_of_step, encode_pushes=True))
+        blocks.append(
+            CouplingStack(masks, nets(True), nets(False), net_of_step, encode_pushes=True)
+        )
     return MERAFlow(geometry, channels, blocks, grouping="block")
 
 

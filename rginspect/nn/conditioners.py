@@ -5,6 +5,7 @@ Their parameter names mirror the published checkpoints' so the format loaders on
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -63,7 +64,7 @@ class ResNetConditioner(nn.Module):
             nn.Sequential(
                 *[
                     module
-                    for a, b in zip(widths[:-1], widths[1:])
+                    for a, b in itertools.pairwise(widths)
                     for module in (Swish(a), WeightNormLinear(a, b))
                 ]
             )
@@ -97,7 +98,7 @@ class MLPConditioner(nn.Module):
         super().__init__()
         widths = [width] + [hidden] * n_mlp + [width]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
             layers.append(nn.Linear(a, b))
             if i < n_mlp:
                 layers.append(nn.ELU())

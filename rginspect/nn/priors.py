@@ -25,7 +25,10 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def sample(
-        self, shape: tuple[int, ...], temperature: float = 1.0, generator: torch.Generator | None = None
+        self,
+        shape: tuple[int, ...],
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         raise NotImplementedError
 

@@ -1,0 +1,1 @@
+"""First-party rginspect analyses, installed as `rginspect_plugins` and registered like any plugin."""

@@ -1,0 +1,27 @@
+"""Lattice field theories that flows are trained on: actions, exact results, reference samplers."""
+
+from rginspect.physics.actions import (
+    ACTIONS,
+    Action,
+    IsingAction,
+    Phi4Action,
+    XYAction,
+    build_action,
+)
+from rginspect.physics.exact import ising_log_z, ising_relaxation_log_z_offset
+from rginspect.physics.samplers import HMCResult, MetropolisResult, hmc, independence_metropolis
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "HMCResult",
+    "IsingAction",
+    "MetropolisResult",
+    "Phi4Action",
+    "XYAction",
+    "build_action",
+    "hmc",
+    "independence_metropolis",
+    "ising_log_z",
+    "ising_relaxation_log_z_offset",
+]

@@ -1,0 +1,85 @@
+"""The command line, through click's runner: one-line errors with exit status 2, train -> info."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import NEURALRG_RUN, RGFLOW_STATE
+
+import rginspect
+from rginspect.cli import main
+
+
+@pytest.fixture
+def run():
+    def invoke(*args: str):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    return invoke
+
+
+def test_info_json_describes_the_fixture(run):
+    result = run("info", RGFLOW_STATE, "--json")
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert card["format"] == "rgflow" and card["latents_per_level"] == [2304, 576, 144, 48]
+    assert card["load_check"]["max_reconstruction_error"] < 1e-4
+
+
+def test_info_text_names_the_action(run):
+    result = run("info", NEURALRG_RUN)
+    assert result.exit_code == 0, result.output
+    assert "neuralrg" in result.output and "'name': 'ising'" in result.output
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "missing.pt", "no such file"),
+        (lambda tmp: (tmp / "bad.state").write_text("x") and tmp / "bad.state", "not a PyTorch"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2(run, tmp_path, make, message):
+    result = run("info", make(tmp_path))
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_crafted_pickle_is_refused_by_the_cli(run, tmp_path):
+    class CreatesAFile:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    torch.save({"flow": CreatesAFile()}, tmp_path / "evil.state")
+    result = run("info", tmp_path / "evil.state")
+    assert result.exit_code == 2 and "--trust-checkpoint" in result.output
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_train_image_writes_a_native_checkpoint(run, tmp_path):
+    out = tmp_path / "tiny.pt"
+    result = run("train", "image", "--data", "msds1:64", "--steps", 3, "--batch-size", 8,
+                 "--nhidden", 8, "--nlayers", "1,1,1,1", "--quiet", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = rginspect.load(out)
+    training = model.provenance["training"]
+    assert training["command"] == "train image" and training["loss_unit"] == "bits/dim"
+    assert len(training["loss_curve"]["loss"]) == 3 and training["data"] == "msds1:64"
+    assert model.config["nhidden"] == [8] * 8 and model.domain == "image"
+
+
+def test_train_field_records_the_action(run, tmp_path):
+    out = tmp_path / "phi4.safetensors"
+    result = run("train", "field", "--action", "phi4", "--kappa", 0.3, "--lamb", 1.0, "--size", 4,
+                 "--steps", 2, "--batch-size", 4, "--nhidden", 4, "--quiet", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = rginspect.load(out)
+    assert model.action.config()["kappa"] == 0.3 and model.data_shape == (2, 4, 4)
+    assert model.provenance["training"]["loss_unit"] == "free energy per site"
+
+
+def test_train_field_needs_its_couplings(run, tmp_path):
+    result = run("train", "field", "--action", "ising", "-o", tmp_path / "x.pt")
+    assert result.exit_code == 2 and "--temperature" in result.output
