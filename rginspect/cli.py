@@ -102,6 +102,7 @@ common_training = [
     ),
     click.option("--nmlp", default="1", show_default=True, help="Hidden layers per conditioner."),
     click.option("--nhidden", default="64", show_default=True, help="Conditioner width."),
+    click.option("--nresblocks", default="1", show_default=True, help="Residual blocks (rgflow)."),
     click.option(
         "-o",
         "--out",
@@ -132,26 +133,15 @@ def training_options(function):
 )
 @click.option("--weight-decay", default=5e-2, show_default=True)
 @training_options
-def train_image_command(data, kernel, nresblocks, prior, weight_decay, **options) -> None:
+def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
     """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
     from .data import load_data
     from .model import RGFlowModel
-    from .nn.architectures import rgflow_config
     from .train import train_image, training_provenance
 
     started = time.time()
-    batch = load_data(data, seed=options["seed"])
-    images = batch.images_or_fields
-    config = rgflow_config(
-        channels=images.shape[1],
-        L=images.shape[2],
-        kernel=kernel,
-        nlayers=_int_list(options["nlayers"]),
-        nresblocks=_int_list(nresblocks),
-        nmlp=_int_list(options["nmlp"]),
-        nhidden=_int_list(options["nhidden"]),
-        prior=prior,
-    )
+    images = load_data(data, seed=options["seed"]).images_or_fields
+    config = _architecture_config("rgflow", "image", images.shape[1:3], kernel, prior, options)
     model = RGFlowModel.from_config(config).to(_device(options["device"]))
     record = train_image(
         model,
@@ -175,12 +165,27 @@ def train_image_command(data, kernel, nresblocks, prior, weight_decay, **options
 @click.option("--lamb", type=float, help="φ⁴ coupling λ.")
 @click.option("--temperature", "T", type=float, help="Ising temperature T.")
 @click.option("--beta", type=float, help="XY inverse temperature β.")
-@click.option("--nrepeat", default=1, show_default=True, help="MERA layers per level (NeuralRG).")
+@click.option(
+    "--architecture",
+    type=click.Choice(["rgflow", "neuralrg"]),
+    default="rgflow",
+    show_default=True,
+    help="rgflow: all channels of a K×K block in one bijector; neuralrg: as NeuralRG (2×2, MLPs).",
+)
+@click.option("--kernel", default=2, show_default=True, help="Block size K (rgflow).")
+@click.option("--nrepeat", default=1, show_default=True, help="MERA layers per level (neuralrg).")
+@click.option(
+    "--anneal",
+    default=0.5,
+    show_default=True,
+    help="Fraction of the steps over which the action's weight rises from 0.2 to 1.",
+)
 @training_options
-def train_field_command(action_name, L, kappa, lamb, T, beta, nrepeat, **options) -> None:
-    """Reverse KL from a lattice action with the NeuralRG architecture (no data needed)."""
+def train_field_command(
+    action_name, L, kappa, lamb, T, beta, architecture, kernel, nrepeat, anneal, **options
+) -> None:
+    """Reverse KL from a lattice action, as NeuralRG: no data needed."""
     from .model import RGFlowModel
-    from .nn.architectures import neuralrg_config
     from .physics import build_action
     from .train import train_field, training_provenance
 
@@ -193,13 +198,9 @@ def train_field_command(action_name, L, kappa, lamb, T, beta, nrepeat, **options
     if missing:
         raise click.UsageError(f"--action {action_name} needs {' and '.join(missing)}")
     action = build_action({"name": action_name, "L": L, **needed})
-    config = neuralrg_config(
-        channels=action.n_channels,
-        L=L,
-        nlayers=_one_int(options["nlayers"], "--nlayers"),
-        nmlp=_one_int(options["nmlp"], "--nmlp"),
-        nhidden=_one_int(options["nhidden"], "--nhidden"),
-        nrepeat=nrepeat,
+    shape = (action.n_channels, L)
+    config = _architecture_config(
+        architecture, "field", shape, kernel, "gaussian", options, nrepeat
     )
     model = RGFlowModel.from_config(config, action=action).to(_device(options["device"]))
     record = train_field(
@@ -208,11 +209,46 @@ def train_field_command(action_name, L, kappa, lamb, T, beta, nrepeat, **options
         batch_size=options["batch_size"],
         lr=options["lr"],
         seed=options["seed"],
+        anneal=anneal,
         progress=not options["quiet"],
     )
-    settings = {"action": action.config()} | _settings(options)
+    settings = {"action": action.config(), "anneal": anneal} | _settings(options)
     model.provenance["training"] = training_provenance("train field", record, started, **settings)
     _finish(model, options["out"], record)
+
+
+def _architecture_config(
+    architecture: str,
+    domain: str,
+    shape: tuple[int, int],
+    kernel: int,
+    prior: str,
+    options: dict[str, Any],
+    nrepeat: int = 1,
+) -> dict[str, Any]:
+    """The model config the train options describe; shape is (channels, L)."""
+    from .nn.architectures import neuralrg_config, rgflow_config
+
+    if architecture == "neuralrg":
+        return neuralrg_config(
+            channels=shape[0],
+            L=shape[1],
+            nlayers=_one_int(options["nlayers"], "--nlayers"),
+            nmlp=_one_int(options["nmlp"], "--nmlp"),
+            nhidden=_one_int(options["nhidden"], "--nhidden"),
+            nrepeat=nrepeat,
+        )
+    return rgflow_config(
+        channels=shape[0],
+        L=shape[1],
+        kernel=kernel,
+        nlayers=_int_list(options["nlayers"]),
+        nresblocks=_int_list(options["nresblocks"]),
+        nmlp=_int_list(options["nmlp"]),
+        nhidden=_int_list(options["nhidden"]),
+        prior=prior,
+        domain=domain,
+    )
 
 
 def _settings(options: dict[str, Any]) -> dict[str, Any]:

@@ -77,9 +77,16 @@ def train_field(
     batch_size: int = 64,
     lr: float = 1e-3,
     seed: int = 0,
+    anneal: float = 0.0,
     progress: bool = True,
 ) -> TrainingRecord:
-    """Reverse KL to exp(−S)/Z: minimise F_q = ⟨ln q(x) + S(x)⟩ over x ~ q, per site (NeuralRG)."""
+    """Reverse KL to exp(−S)/Z: minimise F_q = ⟨ln q(x) + S(x)⟩ over x ~ q, per site (NeuralRG).
+
+    Reverse KL seeks modes: in an ordered or critical phase the flow can collapse onto one
+    direction of a symmetric system. With `anneal` > 0 the action is scaled by β rising linearly
+    from 0.2 to 1 over that fraction of the steps, so the flow first learns the disordered,
+    symmetric distribution and follows it as it orders.
+    """
     torch.manual_seed(seed)
     n_sites = model.data_shape[1] * model.data_shape[2]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -91,7 +98,8 @@ def train_field(
             z = model.prior.sample((batch_size, *model.data_shape))
             x, logdet = model.decode(z)
             log_q = model.prior.log_prob(z) - logdet
-            loss = (log_q + model.action(x)).mean() / n_sites
+            beta = min(1.0, 0.2 + 0.8 * step / (anneal * steps)) if anneal > 0 else 1.0
+            loss = (log_q + beta * model.action(x)).mean() / n_sites
             _step(optimizer, loss)
             scheduler.step()
             record.log(step, loss.item())
