@@ -135,6 +135,8 @@ def training_options(function):
 @training_options
 def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
     """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
+    import torch
+
     from .data import load_data
     from .model import RGFlowModel
     from .train import train_image, training_provenance
@@ -142,6 +144,7 @@ def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
     started = time.time()
     images = load_data(data, seed=options["seed"]).images_or_fields
     config = _architecture_config("rgflow", "image", images.shape[1:3], kernel, prior, options)
+    torch.manual_seed(options["seed"])  # the initial weights too, so the command reproduces
     model = RGFlowModel.from_config(config).to(_device(options["device"]))
     record = train_image(
         model,
@@ -185,6 +188,8 @@ def train_field_command(
     action_name, L, kappa, lamb, T, beta, architecture, kernel, nrepeat, anneal, **options
 ) -> None:
     """Reverse KL from a lattice action, as NeuralRG: no data needed."""
+    import torch
+
     from .model import RGFlowModel
     from .physics import build_action
     from .train import train_field, training_provenance
@@ -202,6 +207,7 @@ def train_field_command(
     config = _architecture_config(
         architecture, "field", shape, kernel, "gaussian", options, nrepeat
     )
+    torch.manual_seed(options["seed"])
     model = RGFlowModel.from_config(config, action=action).to(_device(options["device"]))
     record = train_field(
         model,

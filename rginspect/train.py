@@ -10,7 +10,7 @@ import math
 import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,7 @@ def training_provenance(
         "final_loss": float(np.mean(tail)),
         "loss_curve": {"step": record.steps[::stride], "loss": record.losses[::stride]},
         "wall_seconds": round(time.time() - started, 1),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rginspect_version": __version__,
         "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),

@@ -83,3 +83,12 @@ def test_train_field_records_the_action(run, tmp_path):
 def test_train_field_needs_its_couplings(run, tmp_path):
     result = run("train", "field", "--action", "ising", "-o", tmp_path / "x.pt")
     assert result.exit_code == 2 and "--temperature" in result.output
+
+
+def test_training_is_reproducible_from_the_command(run, tmp_path):
+    arguments = ["train", "field", "--action", "ising", "--temperature", 2.5, "--size", 4,
+                 "--steps", 3, "--batch-size", 4, "--nhidden", 4, "--quiet", "-o"]  # fmt: skip
+    for name in ("a.pt", "b.pt"):
+        assert run(*arguments, tmp_path / name).exit_code == 0
+    first, second = (rginspect.load(tmp_path / name).state_dict() for name in ("a.pt", "b.pt"))
+    assert all(torch.equal(first[key], second[key]) for key in first)
