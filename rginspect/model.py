@@ -94,6 +94,18 @@ class RGFlowModel(nn.Module):
         """Latents -> data, with log|det ∂x/∂z| per sample (the generative direction)."""
         return self.flow.decode(z)
 
+    def encode_by_layer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Encode, with log|det ∂z/∂x| split by RG layer: (z, (batch, layers), level of each layer).
+
+        Flows without a known hierarchy give one layer of level −1.
+        """
+        if isinstance(self.flow, MERAFlow):
+            z, logdets = self.flow.encode_by_sublayer(x)
+            geometry = self.flow.geometry
+            return z, logdets, [geometry.sublayer_level(s) for s in range(geometry.n_sublayers)]
+        z, logdet = self.encode(x)
+        return z, logdet[:, None], [-1]
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log q(x) in model space (for images: logit space; add preprocess's log-det for [0,1])."""
         z, logdet = self.encode(x)

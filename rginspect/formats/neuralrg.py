@@ -16,7 +16,12 @@ from typing import Any
 import h5py
 import torch
 
-from ..errors import ArchitectureMismatchError, CheckpointNotFoundError, NotACheckpointError
+from ..errors import (
+    ArchitectureError,
+    ArchitectureMismatchError,
+    CheckpointNotFoundError,
+    NotACheckpointError,
+)
 from ..hooks import hookimpl
 from ..model import RGFlowModel
 from ..nn.architectures import neuralrg_config
@@ -44,7 +49,7 @@ def sniff(path: Path) -> bool:
 def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> RGFlowModel:
     unknown = set(architecture) - set(OPTIONS)
     if unknown:
-        raise ArchitectureMismatchError(
+        raise ArchitectureError(
             f"NeuralRG checkpoints take the options {', '.join(OPTIONS)}; not {', '.join(unknown)}"
         )
     file = _find_saving(path) if path.is_dir() else path

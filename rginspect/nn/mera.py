@@ -115,15 +115,21 @@ class MERAFlow(nn.Module):
             )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._run(x, range(self.geometry.n_sublayers), "encode")
+        z, logdets = self.encode_by_sublayer(x)
+        return z, logdets.sum(1)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._run(z, reversed(range(self.geometry.n_sublayers)), "decode")
+        x, logdets = self._run(z, reversed(range(self.geometry.n_sublayers)), "decode")
+        return x, logdets.sum(1)
+
+    def encode_by_sublayer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode, keeping log|det| of each sublayer apart: shape (batch, n_sublayers)."""
+        return self._run(x, range(self.geometry.n_sublayers), "encode")
 
     def _run(self, x: torch.Tensor, sublayers, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
         batch = x.shape[0]
         flat = x.reshape(batch, self.channels, -1)
-        logdet = x.new_zeros(batch)
+        logdets = []
         for s in sublayers:
             order = getattr(self, f"order_{s}")
             n_active = self.geometry.block_sites(s).size
@@ -131,10 +137,10 @@ class MERAFlow(nn.Module):
             active, rest = permuted[:, :, :n_active], permuted[:, :, n_active:]
             rows = self.to_rows(active)
             rows, row_logdet = getattr(self.blocks[s], direction)(rows)
-            logdet = logdet + row_logdet.reshape(batch, -1).sum(1)
+            logdets.append(row_logdet.reshape(batch, -1).sum(1))
             active = self.from_rows(rows, batch)
             flat = torch.cat([active, rest], dim=2)[:, :, getattr(self, f"inverse_order_{s}")]
-        return flat.reshape(x.shape), logdet
+        return flat.reshape(x.shape), torch.stack(logdets, 1)
 
     def to_rows(self, active: torch.Tensor) -> torch.Tensor:
         """(B, C, P·K²) gathered values -> (rows, D) bijector inputs."""

@@ -24,7 +24,8 @@ class LogitTransform(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y = images01
         if dequantize:
-            noise = torch.rand(y.shape, generator=generator, device=y.device).to(y.dtype)
+            where = generator.device if generator is not None else y.device
+            noise = torch.rand(y.shape, generator=generator, device=where).to(y)
             y = (y * 255 + noise) / 256
         # the same operation order as upstream, so float32 results match to the last bit
         y = ((y * 2 - 1) * self.constraint + 1) / 2
