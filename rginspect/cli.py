@@ -86,6 +86,103 @@ def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_js
                    f"{training.get('final_loss'):.4g}")  # fmt: skip
 
 
+DEMO = [("msds1_rgflow.pt", "msds1:256"), ("phi4_L16.pt", None)]
+
+
+@main.command("run")
+@click.argument("checkpoints", nargs=-1)
+@click.option("--demo", is_flag=True, help="Run on the bundled demo checkpoints.")
+@click.option("--plugins", default="all", show_default=True, help="Analyses: a,b,... or all.")
+@click.option("--data", help="msds1[:N], msds2[:N], digits, folder:PATH, npz:PATH or model.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("-p", "overrides", multiple=True, metavar="NAME.PARAM=VALUE", help="Set a parameter.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file with a [analysis] table of parameters each.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--samples", type=int, help="Inputs per analysis (default: each analysis' own).")
+@trust_option
+@click.option("--resume", is_flag=True, help="Reuse finished analyses with the same inputs.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run_command(checkpoints, demo, out, data, **options) -> None:
+    """Run analyses on each CHECKPOINT and write results.nc and report.html per checkpoint."""
+    from .engine import RunSettings, run_checkpoint
+
+    jobs = [(checkpoint, data) for checkpoint in checkpoints]
+    if demo:
+        assets = Path(__file__).parent / "assets"
+        jobs += [(str(assets / name), data or demo_data) for name, demo_data in DEMO]
+    if not jobs:
+        raise click.UsageError("give a CHECKPOINT (or several), or --demo")
+    status = 0
+    for checkpoint, job_data in jobs:
+        stem = _stem(checkpoint)
+        target = (out / stem if len(jobs) > 1 else out) if out else Path("reports") / stem
+        settings = RunSettings(
+            plugins=options["plugins"],
+            data=job_data,
+            overrides=options["overrides"],
+            config_file=options["config_file"],
+            seed=options["seed"],
+            device=_device(options["device"]),
+            samples=options["samples"],
+            trust_checkpoint=options["trust_checkpoint"],
+            resume=options["resume"],
+            progress=not options["quiet"],
+        )
+        try:
+            result = run_checkpoint(checkpoint, target, settings)
+        except RGInspectError as error:  # the other checkpoints still run
+            click.echo(f"error: {error}", err=True)
+            status = max(status, error.exit_code)
+            continue
+        for outcome in result.outcomes:
+            if outcome.status in ("failed", "skipped"):
+                click.echo(f"{outcome.status}: {outcome.name}: {outcome.message}", err=True)
+        click.echo(f"report: {result.report_path}")
+        status = max(status, 1 if result.failed else 0)
+    sys.exit(status)
+
+
+def _stem(checkpoint: str) -> str:
+    """reports/<stem>/: the file's stem, a folder's name, or a factory's function name."""
+    path = Path(checkpoint)
+    name = path.name if path.is_dir() else path.stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "checkpoint"
+
+
+@main.command("plugins")
+def plugins_command() -> None:
+    """List every registered analysis and checkpoint format."""
+    from .plugin_manager import provided
+
+    click.echo("analyses:")
+    for analysis, source in provided("rginspect_analyses"):
+        domains = "/".join(analysis.domains)
+        click.echo(f"  {analysis.name:<14} {analysis.description}  [{domains}; from {source}]")
+        for key, parameter in analysis.parameters.items():
+            click.echo(f"      {analysis.name}.{key} ({parameter.type.__name__}, default "
+                       f"{parameter.default!r}): {parameter.help}")  # fmt: skip
+    click.echo("checkpoint formats:")
+    for checkpoint_format, source in provided("rginspect_checkpoint_formats"):
+        click.echo(
+            f"  {checkpoint_format.name:<14} {checkpoint_format.description}  [from {source}]"
+        )
+
+
+@main.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file (default: report.html beside RESULTS).")  # fmt: skip
+def report_command(results: Path, out: Path | None) -> None:
+    """Re-render the report from stored RESULTS (a results.nc or its folder), without the model."""
+    from .report.build import report_from_results
+
+    if results.is_dir():
+        results = results / "results.nc"
+    click.echo(f"report: {report_from_results(results, out or results.with_name('report.html'))}")
+
+
 @main.group()
 def train() -> None:
     """Train a small RG flow and write a native checkpoint."""

@@ -26,3 +26,15 @@ def rginspect_checkpoint_formats() -> list:
     `rginspect.load(path)` asks every format's `sniff` and loads with the first that claims the file;
     `rginspect.load(path, format=name)` skips sniffing.
     """
+
+
+@hookspec
+def rginspect_analyses() -> list:
+    """Return the analyses this plugin provides, as instances of `rginspect.analysis.Analysis`.
+
+    An analysis declares `name` (unique, used in `--plugins` and `-p name.param=value`),
+    `description` (one line), `version`, `parameters` (name -> `Parameter(type, default, help)`),
+    `domains` ("image", "field"), `needs_data` and `requires` (names of analyses whose datasets it
+    reads from `context.results`). The engine runs `run(context) -> xarray.Dataset` in dependency
+    order and stores the dataset; the report calls `render(dataset) -> Section` on stored results only.
+    """

@@ -31,12 +31,11 @@ LOGDET_TOLERANCE = 1e-4
 
 def available_formats() -> dict[str, CheckpointFormat]:
     """Every registered format by name, built-ins first, in registration order."""
-    from ..plugin_manager import plugin_manager
+    from ..plugin_manager import provided
 
     formats: dict[str, CheckpointFormat] = {}
-    for batch in reversed(plugin_manager().hook.rginspect_checkpoint_formats()):
-        for checkpoint_format in batch:
-            formats.setdefault(checkpoint_format.name, checkpoint_format)
+    for checkpoint_format, _ in provided("rginspect_checkpoint_formats"):
+        formats.setdefault(checkpoint_format.name, checkpoint_format)
     return formats
 
 

@@ -1,0 +1,282 @@
+"""Resolve analyses, order them by their dependencies, run each in isolation, store as they finish.
+
+A failing analysis never stops the run: its error is recorded, the analyses that need it are
+skipped, the others finish and are saved.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from .analysis import Analysis, RunContext
+from .errors import RGInspectError
+from .model import RGFlowModel
+
+
+class AnalysisSelectionError(RGInspectError):
+    """Unknown analysis names or parameters, or analyses that cannot run on this model."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one analysis: ok, reused (from --resume), failed or skipped."""
+
+    name: str
+    status: str
+    dataset: xr.Dataset | None = None
+    message: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def available_analyses() -> dict[str, Analysis]:
+    """Every registered analysis by name (built-ins come through the same entry-point group)."""
+    from .plugin_manager import provided
+
+    analyses: dict[str, Analysis] = {}
+    for analysis, _ in provided("rginspect_analyses"):
+        analyses.setdefault(analysis.name, analysis)
+    return analyses
+
+
+def select_analyses(
+    requested: str | Iterable[str], model: RGFlowModel, *, have_data: bool
+) -> list[Analysis]:
+    """The requested analyses plus what they require, in dependency order.
+
+    "all" means every analysis applicable to the model's domain and the available data.
+    """
+    analyses = available_analyses()
+    names = [requested] if isinstance(requested, str) else list(requested)
+    names = [part.strip() for name in names for part in name.split(",") if part.strip()]
+    if names == ["all"]:
+        names = [
+            name
+            for name, analysis in analyses.items()
+            if model.domain in analysis.domains and (have_data or not analysis.needs_data)
+        ]
+    for name in names:
+        if name not in analyses:
+            close = difflib.get_close_matches(name, analyses, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise AnalysisSelectionError(
+                f"unknown analysis {name!r}{hint} (`rginspect plugins` lists them)"
+            )
+    ordered: list[Analysis] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if any(a.name == name for a in ordered):
+            return
+        if name in visiting:
+            raise AnalysisSelectionError(
+                f"analysis {name!r} depends on itself through its requires"
+            )
+        if name not in analyses:
+            raise AnalysisSelectionError(f"an analysis requires {name!r}, which is not installed")
+        visiting.add(name)
+        for requirement in analyses[name].requires:
+            visit(requirement)
+        visiting.discard(name)
+        ordered.append(analyses[name])
+
+    for name in names:
+        visit(name)
+    for analysis in ordered:
+        if model.domain not in analysis.domains:
+            raise AnalysisSelectionError(
+                f"analysis {analysis.name!r} is for {' and '.join(analysis.domains)} models; "
+                f"this model's domain is {model.domain!r}"
+            )
+    return ordered
+
+
+def resolve_parameters(
+    analyses: list[Analysis],
+    overrides: Iterable[str] = (),
+    config_file: Path | None = None,
+    samples: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each analysis' parameters: defaults (`samples` replaced by --samples when given), then the
+    TOML file's [name] tables, then -p options."""
+    by_name = {analysis.name: analysis for analysis in analyses}
+    settings: dict[str, dict[str, Any]] = {
+        name: {key: p.default for key, p in analysis.parameters.items()}
+        for name, analysis in by_name.items()
+    }
+    if samples is not None:
+        for values in settings.values():
+            if "samples" in values:
+                values["samples"] = samples
+    given: list[tuple[str, str, Any]] = []
+    if config_file is not None:
+        try:
+            table = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise AnalysisSelectionError(f"cannot read {config_file}: {error}") from None
+        for name, values in table.items():
+            if not isinstance(values, dict):
+                raise AnalysisSelectionError(f"{config_file}: [{name}] must be a table")
+            given += [(name, key, value) for key, value in values.items()]
+    for override in overrides:
+        target, equals, text = override.partition("=")
+        name, dot, key = target.partition(".")
+        if not (equals and dot and name and key):
+            raise AnalysisSelectionError(f"-p {override!r}: write it as analysis.parameter=value")
+        given.append((name, key, _literal(text)))
+    for name, key, value in given:
+        if name not in by_name:
+            raise AnalysisSelectionError(
+                f"parameter {name}.{key} is for {name!r}, which is not selected in this run"
+            )
+        declared = by_name[name].parameters
+        if key not in declared:
+            known = ", ".join(declared) or "none"
+            raise AnalysisSelectionError(f"{name} has no parameter {key!r} (it has: {known})")
+        settings[name][key] = _coerce(f"{name}.{key}", value, declared[key].type)
+    return settings
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _coerce(label: str, value: Any, kind: type) -> Any:
+    if kind is bool and isinstance(value, str):
+        if value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+    try:
+        if kind is bool and not isinstance(value, bool):
+            raise TypeError
+        if kind is float and isinstance(value, bool):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise AnalysisSelectionError(
+            f"parameter {label} must be {kind.__name__}, not {value!r}"
+        ) from None
+
+
+def run_analysis(analysis: Analysis, context: RunContext) -> xr.Dataset:
+    """Run one analysis and check that it kept its side of the contract."""
+    dataset = analysis.run(context)
+    if not isinstance(dataset, xr.Dataset):
+        raise TypeError(f"returned {type(dataset).__name__}, not an xarray.Dataset")
+    return dataset
+
+
+@dataclass
+class RunSettings:
+    """What `rginspect run` was asked to do, for one checkpoint."""
+
+    plugins: str = "all"
+    data: str | None = None
+    overrides: tuple[str, ...] = ()
+    config_file: Path | None = None
+    seed: int = 0
+    device: str = "cpu"
+    samples: int | None = None
+    trust_checkpoint: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    out: Path
+    results_path: Path
+    report_path: Path
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+
+def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> RunResult:
+    """Load, run the selected analyses in dependency order, store each as it finishes, report."""
+    from tqdm.auto import tqdm
+
+    from .formats import load
+    from .report.build import report_from_results
+    from .results import ResultsStore, file_sha256, provenance_attrs
+
+    model = load(checkpoint, trust_checkpoint=settings.trust_checkpoint, device=settings.device)
+    data = load_run_data(settings.data, model, settings.samples, settings.seed)
+    have_data = data is not None or settings.data == "model" or model.domain == "field"
+    analyses = select_analyses(settings.plugins, model, have_data=have_data)
+    parameters = resolve_parameters(
+        analyses, settings.overrides, settings.config_file, samples=settings.samples
+    )
+    checkpoint_hash = file_sha256(Path(checkpoint)) if Path(checkpoint).exists() else ""
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultsStore(out / "results.nc")
+    store.set_root_attrs(
+        model_card=json.dumps(model.info(), default=str),
+        checkpoint_path=str(checkpoint),
+        checkpoint_sha256=checkpoint_hash,
+        seed=settings.seed,
+        data=settings.data or ("model" if model.domain == "field" else "none"),
+    )
+    outcomes: list[Outcome] = []
+    results: dict[str, xr.Dataset] = {}
+    bar = tqdm(
+        analyses, desc=Path(str(checkpoint)).name, disable=not settings.progress, unit="analysis"
+    )
+    for analysis in bar:
+        bar.set_postfix_str(analysis.name)
+        values = parameters[analysis.name]
+        attrs = provenance_attrs(
+            analysis=analysis.name,
+            analysis_version=analysis.version,
+            parameters=values,
+            seed=settings.seed,
+            checkpoint_path=str(checkpoint),
+            checkpoint_sha256=checkpoint_hash,
+        )
+        missing = [name for name in analysis.requires if name not in results]
+        if missing:
+            message = f"skipped: needs {', '.join(missing)}, which did not finish"
+            store.record_failure(analysis.name, message, attrs | {"status": "skipped"})
+            outcomes.append(Outcome(analysis.name, "skipped", message=message, parameters=values))
+            continue
+        if settings.resume:
+            reused = store.reusable(analysis.name, analysis.version, values, checkpoint_hash)
+            if reused is not None:
+                results[analysis.name] = reused
+                outcomes.append(Outcome(analysis.name, "reused", reused, parameters=values))
+                continue
+        context = RunContext(model, values, settings.seed, settings.device, data, dict(results))
+        try:
+            dataset = run_analysis(analysis, context)
+        except Exception as error:  # a plugin's failure is reported, never fatal to the run
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            store.record_failure(analysis.name, message, attrs)
+            outcomes.append(Outcome(analysis.name, "failed", message=message, parameters=values))
+            continue
+        store.write(analysis.name, dataset, attrs)
+        results[analysis.name] = dataset
+        outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
+    report_path = report_from_results(store.path, out / "report.html")
+    return RunResult(out, store.path, report_path, outcomes)
+
+
+def load_run_data(spec: str | None, model: RGFlowModel, samples: int | None, seed: int):
+    """The --data batch fitted to the model, or None when analyses should use model samples."""
+    from .data import load_data
+
+    if spec is None or spec == "model":
+        return None
+    channels, size = model.data_shape[0], model.data_shape[1]
+    return load_data(spec, channels=channels, size=size, n_default=samples or 256, seed=seed)

@@ -1,0 +1,5 @@
+"""One self-contained HTML report per run, rendered from stored results only."""
+
+from .render import ReportSection, render_report, write_report
+
+__all__ = ["ReportSection", "render_report", "write_report"]

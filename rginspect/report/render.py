@@ -1,0 +1,106 @@
+"""Sections -> one HTML file that works offline: figures inline as PNG data, no scripts, no links out."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from markupsafe import Markup  # noqa: E402
+
+from ..analysis import Section  # noqa: E402
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("rginspect.report", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass
+class ReportSection:
+    """One analysis in the report: its rendered section, or why there is none."""
+
+    name: str
+    status: str  # "ok" | "failed" | "skipped"
+    section: Section | None = None
+    message: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def render_report(
+    *,
+    title: str,
+    model_card: dict[str, Any],
+    sections: list[ReportSection],
+    run_info: dict[str, Any],
+) -> str:
+    """The report's HTML text. Every string from a model or a plugin is escaped by Jinja2."""
+    rendered = [
+        {
+            "name": entry.name,
+            "status": entry.status,
+            "message": entry.message,
+            "provenance": {k: v for k, v in entry.provenance.items() if v not in (None, "")},
+            "title": entry.section.title if entry.section else entry.name,
+            "how_to_read": entry.section.how_to_read if entry.section else "",
+            "paragraphs": _paragraphs(entry.section.text) if entry.section else [],
+            "figures": [
+                {"src": _png_data_uri(figure.figure), "caption": figure.caption}
+                for figure in (entry.section.figures if entry.section else [])
+            ],
+            "tables": [
+                {"html": _table_html(table.frame), "caption": table.caption}
+                for table in (entry.section.tables if entry.section else [])
+            ],
+        }
+        for entry in sections
+    ]
+    card = {key: value for key, value in model_card.items() if key not in ("config", "provenance")}
+    return _ENVIRONMENT.get_template("report.html.j2").render(
+        title=title, model_card=card, run_info=run_info, sections=rendered
+    )
+
+
+def write_report(path: Path, html: str) -> Path:
+    """Write atomically, so a reader never sees half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(html)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def _png_data_uri(figure: matplotlib.figure.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _table_html(frame) -> Markup:
+    """pandas escapes the cells; the markup it builds is ours, so it is marked safe."""
+    html = frame.to_html(
+        escape=True, border=0, classes="data", float_format=lambda v: f"{v:.4g}", na_rep="–"
+    )
+    return Markup(html)
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [block.strip() for block in text.split("\n\n") if block.strip()]

@@ -1,0 +1,177 @@
+"""Results of a run: one netCDF file, one group per analysis, provenance on every group.
+
+The whole file is rewritten atomically after each analysis, so a crash or a failing plugin never
+loses what already finished, and the file is always readable with plain `xarray.open_datatree`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+BOOL_MARKER = "rginspect_dtype"  # netCDF has no booleans: stored as int8 with this attribute
+
+
+def provenance_attrs(
+    *,
+    analysis: str,
+    analysis_version: str,
+    parameters: dict[str, Any],
+    seed: int,
+    checkpoint_path: str,
+    checkpoint_sha256: str,
+) -> dict[str, str | int]:
+    """The attributes every analysis group carries, so a result says how it was made."""
+    import torch
+
+    from . import __version__
+
+    return {
+        "rginspect_version": __version__,
+        "analysis": analysis,
+        "analysis_version": str(analysis_version),
+        "parameters": json.dumps(parameters, sort_keys=True),
+        "seed": int(seed),
+        "checkpoint_path": checkpoint_path,
+        "checkpoint_sha256": checkpoint_sha256,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch_version": str(torch.__version__),
+        "xarray_version": xr.__version__,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's relative paths and contents (run folders are checkpoints)."""
+    digest = hashlib.sha256()
+    files = (
+        sorted(p for p in Path(path).rglob("*") if p.is_file())
+        if Path(path).is_dir()
+        else [Path(path)]
+    )
+    for file in files:
+        if Path(path).is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ResultsStore:
+    """`results.nc` of one run. Groups are held in memory (booleans as booleans) and the file is
+    replaced on every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._root_attrs: dict[str, Any] = {}
+        self._groups: dict[str, xr.Dataset] = {}
+        if self.path.is_file():
+            tree = self.read()
+            self._root_attrs = dict(tree.attrs)
+            self._groups = {name: node.to_dataset() for name, node in tree.children.items()}
+
+    def set_root_attrs(self, **attrs: Any) -> None:
+        self._root_attrs.update({key: _storable(value) for key, value in attrs.items()})
+        self._flush()
+
+    def write(self, name: str, dataset: xr.Dataset, attrs: dict[str, Any]) -> None:
+        """Store (or replace) an analysis' dataset with status ok."""
+        stored = dataset.copy()
+        stored.attrs = {key: _storable(v) for key, v in {**dataset.attrs, **attrs}.items()}
+        stored.attrs["status"] = "ok"
+        self._groups[name] = stored
+        self._flush()
+
+    def record_failure(self, name: str, message: str, attrs: dict[str, Any]) -> None:
+        """An empty group that says the analysis failed (or was skipped) and why."""
+        status = attrs.get("status", "failed")
+        self._groups[name] = xr.Dataset(
+            attrs={key: _storable(v) for key, v in attrs.items()}
+            | {"status": status, "error": message}
+        )
+        self._flush()
+
+    def read(self) -> xr.DataTree:
+        """The whole file, loaded into memory and closed, with booleans restored."""
+        with xr.open_datatree(self.path, engine="h5netcdf") as tree:
+            loaded = tree.load().copy()
+        for node in loaded.subtree:
+            if node is not loaded:
+                node.dataset = _decode_bools(node.to_dataset())
+        return loaded
+
+    def datasets(self) -> dict[str, xr.Dataset]:
+        return {
+            name: dataset
+            for name, dataset in self._groups.items()
+            if dataset.attrs.get("status") == "ok"
+        }
+
+    def failures(self) -> dict[str, str]:
+        return {
+            name: dataset.attrs.get("error", "")
+            for name, dataset in self._groups.items()
+            if dataset.attrs.get("status") != "ok"
+        }
+
+    def reusable(
+        self, name: str, analysis_version: str, parameters: dict[str, Any], checkpoint_sha256: str
+    ) -> xr.Dataset | None:
+        """The stored dataset if it was made by the same analysis version, parameters and checkpoint."""
+        dataset = self._groups.get(name)
+        if dataset is None or dataset.attrs.get("status") != "ok":
+            return None
+        same = (
+            dataset.attrs.get("analysis_version") == str(analysis_version)
+            and dataset.attrs.get("parameters") == json.dumps(parameters, sort_keys=True)
+            and dataset.attrs.get("checkpoint_sha256") == checkpoint_sha256
+        )
+        return dataset if same else None
+
+    def _flush(self) -> None:
+        groups = {name: _encode_bools(dataset) for name, dataset in self._groups.items()}
+        tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=self._root_attrs), **groups})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".nc")
+        os.close(handle)
+        try:
+            tree.to_netcdf(temporary, engine="h5netcdf")
+            os.replace(temporary, self.path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+def _storable(value: Any) -> Any:
+    """netCDF attributes hold numbers and strings; anything else is stored as JSON text."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, np.integer, np.floating)):
+        return json.dumps(value, default=str)
+    return value
+
+
+def _encode_bools(dataset: xr.Dataset) -> xr.Dataset:
+    return _convert(dataset, lambda a: a.dtype == bool, np.int8, {BOOL_MARKER: "bool"})
+
+
+def _decode_bools(dataset: xr.Dataset) -> xr.Dataset:
+    return _convert(dataset, lambda a: a.attrs.get(BOOL_MARKER) == "bool", bool, {})
+
+
+def _convert(dataset: xr.Dataset, selected, dtype, marker: dict[str, str]) -> xr.Dataset:
+    """Cast the selected variables and coordinates, setting (or, with no marker, dropping) the marker."""
+
+    def cast(array: xr.DataArray) -> xr.DataArray:
+        attrs = {k: v for k, v in array.attrs.items() if k != BOOL_MARKER} | marker
+        return array.astype(dtype).assign_attrs(attrs)
+
+    data = {name: cast(array) for name, array in dataset.data_vars.items() if selected(array)}
+    coords = {name: cast(array) for name, array in dataset.coords.items() if selected(array)}
+    return dataset.assign(data).assign_coords(coords)

@@ -1,0 +1,221 @@
+"""The engine through the CLI: plugins in dependency order, failures isolated, results stored."""
+
+import json
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from conftest import RGFLOW_STATE
+
+from rginspect.cli import main
+from rginspect.plugin_manager import plugin_manager
+
+THIRD_PARTY = """
+import numpy as np
+import xarray as xr
+from rginspect import hookimpl
+from rginspect.analysis import Analysis, Parameter, Section
+
+
+class Mean(Analysis):
+    name = "latent_mean"
+    description = "Mean latent per level, from summary's dataset"
+    parameters = {"scale": Parameter(float, 1.0, "multiplies the result")}
+    requires = ("summary",)
+
+    def run(self, context):
+        summary = context.results["summary"]
+        return xr.Dataset({"scaled": ("level", summary["mean"].values * context.parameters["scale"])},
+                          coords={"level": summary.level.values})
+
+    def render(self, dataset):
+        return Section("Latent mean", "Scaled mean per level.", text=str(dataset.scaled.values))
+
+
+class Crashes(Analysis):
+    name = "crashes"
+    description = "Always raises"
+
+    def run(self, context):
+        raise RuntimeError("deliberate failure")
+
+
+class ReturnsJunk(Analysis):
+    name = "returns_junk"
+    description = "Returns a list instead of a Dataset"
+
+    def run(self, context):
+        return [1, 2, 3]
+
+
+class NeedsCrash(Analysis):
+    name = "needs_crash"
+    description = "Depends on crashes"
+    requires = ("crashes",)
+
+    def run(self, context):
+        return xr.Dataset()
+
+
+@hookimpl
+def rginspect_analyses():
+    return [Mean(), Crashes(), ReturnsJunk(), NeedsCrash()]
+"""
+
+
+@pytest.fixture
+def third_party(tmp_path, monkeypatch):
+    """Install a plugin through entry-point metadata only (a .dist-info folder), no pip."""
+    (tmp_path / "my_rg_plugin.py").write_text(textwrap.dedent(THIRD_PARTY))
+    info = tmp_path / "my_rg_plugin-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-rg-plugin\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[rginspect]\nmine = my_rg_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin_manager.cache_clear()
+    yield
+    plugin_manager.cache_clear()
+    sys.modules.pop("my_rg_plugin", None)
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_plugins_lists_analyses_formats_and_their_distribution(third_party):
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    assert "summary" in result.output and "likelihood" in result.output
+    assert "latent_mean" in result.output and "my-rg-plugin 0.3" in result.output
+    assert "latent_mean.scale (float, default 1.0)" in result.output
+    assert "rgflow" in result.output and "neuralrg" in result.output
+
+
+def test_third_party_plugin_runs_and_failures_are_isolated(third_party, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("run", RGFLOW_STATE, "--plugins", "latent_mean,crashes,returns_junk,needs_crash",
+                    "-p", "latent_mean.scale=2", "--samples", 8, "--quiet", "--out", out)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "deliberate failure" in result.output and "not an xarray.Dataset" in result.output
+    tree = xr.open_datatree(out / "results.nc", engine="h5netcdf")
+    assert set(tree.children) == {
+        "summary",
+        "latent_mean",
+        "crashes",
+        "returns_junk",
+        "needs_crash",
+    }
+    np.testing.assert_allclose(
+        tree["latent_mean"]["scaled"].values, 2 * tree["summary"]["mean"].values
+    )
+    assert tree["crashes"].attrs["status"] == "failed"
+    assert tree["needs_crash"].attrs["status"] == "skipped"
+    assert json.loads(tree["latent_mean"].attrs["parameters"]) == {"scale": 2.0}
+    html = (out / "report.html").read_text()
+    assert "deliberate failure" in html and "Latent mean" in html
+
+
+def test_unknown_names_and_bad_parameters_are_usage_errors(tmp_path):
+    result = invoke("run", RGFLOW_STATE, "--plugins", "sumary", "--out", tmp_path)
+    assert result.exit_code == 2 and "did you mean summary" in result.output
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.samples=many",
+                    "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 2 and "summary.samples must be int" in result.output
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.nope=1",
+                    "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 2 and "has no parameter 'nope'" in result.output
+
+
+def test_likelihood_matches_upstream_log_prob(tmp_path, rgflow_reference):
+    images01 = (
+        rgflow_reference["images01"] - 0.05
+    ) / 0.9  # see test_formats for this fixture quirk
+    np.savez(tmp_path / "images.npz", images=images01)
+    result = invoke("run", RGFLOW_STATE, "--plugins", "likelihood", "--data", f"npz:{tmp_path / 'images.npz'}",
+                    "-p", "likelihood.dequantize=false", "--quiet", "--out", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    dataset = xr.open_datatree(tmp_path / "out" / "results.nc", engine="h5netcdf")["likelihood"]
+    nats = -(rgflow_reference["log_prob"] + rgflow_reference["ldj_logit"]) / (3 * 32 * 32)
+    expected = nats / math.log(2) + 8
+    np.testing.assert_allclose(dataset["total"].values, expected, rtol=1e-5)
+    parts = (
+        dataset["prior_term"].sum()
+        + dataset["logdet_term"].sum()
+        + dataset["preprocessing_term"]
+        + 8
+    )
+    np.testing.assert_allclose(float(parts), expected.mean(), rtol=1e-5)
+
+
+def test_same_seed_same_numbers_and_resume(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        assert invoke("run", RGFLOW_STATE, "--plugins", "summary,likelihood", "--samples", 8,
+                      "--quiet", "--out", out).exit_code == 0  # fmt: skip
+    a = xr.open_datatree(first / "results.nc", engine="h5netcdf")
+    b = xr.open_datatree(second / "results.nc", engine="h5netcdf")
+    for name in ("summary", "likelihood"):
+        xr.testing.assert_identical(a[name].to_dataset(), b[name].to_dataset().assign_attrs(
+            created_at=a[name].attrs["created_at"]))  # fmt: skip
+    created = a["likelihood"].attrs["created_at"]
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary,likelihood", "--samples", 8, "--resume",
+                    "--quiet", "--out", first)  # fmt: skip
+    assert result.exit_code == 0
+    assert (
+        xr.open_datatree(first / "results.nc", engine="h5netcdf")["likelihood"].attrs["created_at"]
+        == created
+    )
+
+
+def test_report_rerenders_without_the_model(tmp_path):
+    assert invoke("run", RGFLOW_STATE, "--plugins", "summary", "--samples", 8, "--quiet",
+                  "--out", tmp_path).exit_code == 0  # fmt: skip
+    (tmp_path / "report.html").unlink()
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 0 and (tmp_path / "report.html").is_file()
+    assert "Summary" in (tmp_path / "report.html").read_text()
+
+
+def test_readme_plugin_example(tmp_path, monkeypatch):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
+    (tmp_path / "readme_plugin.py").write_text(block.split("```python")[1].split("```")[0])
+    info = tmp_path / "readme_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: readme-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[rginspect]\nexample = readme_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin_manager.cache_clear()
+    try:
+        result = invoke(
+            "run", RGFLOW_STATE, "--plugins", "top_spread", "--quiet", "--out", tmp_path / "o"
+        )
+    finally:
+        plugin_manager.cache_clear()
+        sys.modules.pop("readme_plugin", None)
+    assert result.exit_code == 0, result.output
+    dataset = xr.open_datatree(tmp_path / "o" / "results.nc", engine="h5netcdf")["top_spread"]
+    assert 0 < float(dataset["std"]) < 10
+    assert "Top-level spread" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_one_bad_checkpoint_does_not_stop_the_others(tmp_path):
+    result = invoke("run", tmp_path / "missing.pt", RGFLOW_STATE, "--plugins", "summary", "--samples", 4,
+                    "--quiet", "--out", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 2 and "error: " in result.output and "no such file" in result.output
+    assert (tmp_path / "out" / "60" / "report.html").is_file()
+
+
+def test_parameters_from_a_toml_file_then_the_command_line(tmp_path):
+    (tmp_path / "settings.toml").write_text("[summary]\nsamples = 5\n[likelihood]\nsamples = 6\n")
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary,likelihood", "--config",
+                    tmp_path / "settings.toml", "-p", "likelihood.samples=3", "--quiet", "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
+    assert json.loads(tree["summary"].attrs["parameters"])["samples"] == 5
+    assert tree["likelihood"].sizes["sample"] == 3

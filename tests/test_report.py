@@ -1,0 +1,75 @@
+"""The HTML report: self-contained, escaped, one section per analysis, failures visible."""
+
+import base64
+from html.parser import HTMLParser
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from rginspect.analysis import Figure, Section, Table
+from rginspect.report import ReportSection, render_report, write_report
+
+EVIL = "<script>alert(1)</script>"
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.sections, self.links, self.images = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "a":
+            self.links.append(attrs["href"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+
+
+def sample_html() -> str:
+    figure, axis = plt.subplots()
+    axis.plot([0, 1], [1, 0])
+    ok = Section(
+        title=f"Spectrum {EVIL}",
+        how_to_read=f"Read it {EVIL}",
+        figures=[Figure(figure, "a line")],
+        tables=[Table(pd.DataFrame({"level": [0, 1], "value": [0.123456, EVIL]}), "numbers")],
+        text="first paragraph\n\nsecond paragraph",
+    )
+    return render_report(
+        title="report",
+        model_card={"format": "native", "architecture": EVIL},
+        sections=[
+            ReportSection("spectrum", "ok", ok, provenance={"seed": 0}),
+            ReportSection("broken", "failed", None, f"RuntimeError: {EVIL}"),
+        ],
+        run_info={"seed": 0},
+    )
+
+
+def test_structure_and_inline_figures():
+    html = sample_html()
+    parsed = Collector()
+    parsed.feed(html)
+    assert parsed.sections == ["spectrum", "broken"]
+    assert parsed.links == ["#spectrum", "#broken"]
+    (image,) = parsed.images
+    assert image.startswith("data:image/png;base64,")
+    assert base64.b64decode(image.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert html.count("<p>") == 2 and "RuntimeError" in html
+
+
+def test_offline_and_escaped():
+    html = sample_html()
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    # the section title (heading and contents), the guide, the model card, a table cell, the error
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6
+
+
+def test_write_is_atomic(tmp_path):
+    html = sample_html()
+    path = write_report(tmp_path / "out" / "report.html", html)
+    assert path.read_text() == html
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]

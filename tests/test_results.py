@@ -1,0 +1,100 @@
+"""The results store: netCDF round trips, provenance, atomic replacement, --resume lookups."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from rginspect.results import ResultsStore, file_sha256, provenance_attrs
+
+
+def attrs(parameters=None, sha="abc"):
+    return provenance_attrs(analysis="demo", analysis_version="1", parameters=parameters or {"k": 3},
+                            seed=7, checkpoint_path="model.pt", checkpoint_sha256=sha)  # fmt: skip
+
+
+def example() -> xr.Dataset:
+    return xr.Dataset(
+        {
+            "value": (("level", "row"), np.arange(6.0).reshape(2, 3), {"units": "nats"}),
+            "mask": ("row", np.array([True, False, True])),
+        },
+        coords={"level": [0, 1], "row": [0, 1, 2], "name": ("level", ["fine", "coarse"])},
+        attrs={"note": {"nested": [1, 2]}},
+    )
+
+
+def test_round_trip_with_provenance(tmp_path):
+    store = ResultsStore(tmp_path / "results.nc")
+    store.set_root_attrs(model_card={"format": "native"}, seed=7)
+    store.write("demo", example(), attrs())
+    tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")  # plain xarray can read it
+    np.testing.assert_array_equal(tree["demo"]["value"].values, example()["value"].values)
+    assert tree["demo"]["value"].attrs["units"] == "nats"
+    assert list(tree["demo"]["name"].values) == ["fine", "coarse"]
+    group = tree["demo"].attrs
+    assert json.loads(group["parameters"]) == {"k": 3} and group["seed"] == 7
+    assert group["status"] == "ok" and group["checkpoint_sha256"] == "abc"
+    for key in (
+        "rginspect_version",
+        "analysis_version",
+        "created_at",
+        "torch_version",
+        "xarray_version",
+    ):
+        assert group[key]
+    assert json.loads(tree.attrs["model_card"]) == {"format": "native"}
+    reread = ResultsStore(tmp_path / "results.nc").datasets()["demo"]
+    assert reread["mask"].dtype == bool and reread["mask"].values.tolist() == [True, False, True]
+
+
+def test_groups_survive_later_writes_and_failures(tmp_path):
+    store = ResultsStore(tmp_path / "results.nc")
+    store.write("first", example(), attrs())
+    store.record_failure("second", "ValueError: broken", attrs())
+    reopened = ResultsStore(tmp_path / "results.nc")
+    assert set(reopened.datasets()) == {"first"}
+    assert reopened.failures() == {"second": "ValueError: broken"}
+    reopened.write("third", example(), attrs())
+    assert set(ResultsStore(tmp_path / "results.nc").datasets()) == {"first", "third"}
+
+
+def test_a_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "results.nc")
+    store.write("first", example(), attrs())
+    before = (tmp_path / "results.nc").read_bytes()
+
+    def crash(self, path, **kwargs):
+        open(path, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)
+    with pytest.raises(OSError):
+        store.write("second", example(), attrs())
+    assert (tmp_path / "results.nc").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.nc"]
+
+
+def test_reusable_only_for_identical_inputs(tmp_path):
+    store = ResultsStore(tmp_path / "results.nc")
+    store.write("demo", example(), attrs())
+    assert store.reusable("demo", "1", {"k": 3}, "abc") is not None
+    assert store.reusable("demo", "2", {"k": 3}, "abc") is None
+    assert store.reusable("demo", "1", {"k": 4}, "abc") is None
+    assert store.reusable("demo", "1", {"k": 3}, "other") is None
+    assert store.reusable("missing", "1", {"k": 3}, "abc") is None
+
+
+def test_file_sha256_of_files_and_folders(tmp_path):
+    (tmp_path / "run" / "savings").mkdir(parents=True)
+    (tmp_path / "run" / "savings" / "a.saving").write_bytes(b"weights")
+    file_hash, folder_hash = (
+        file_sha256(tmp_path / "run" / "savings" / "a.saving"),
+        file_sha256(tmp_path / "run"),
+    )
+    assert file_hash == hashlib.sha256(b"weights").hexdigest()
+    assert file_hash != folder_hash
+    (tmp_path / "run" / "parameters.hdf5").write_bytes(b"L=8")
+    assert file_sha256(tmp_path / "run") != folder_hash
