@@ -9,6 +9,7 @@ the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class RunContext:
     device: str = "cpu"
     data: DataBatch | None = None
     results: dict[str, xarray.Dataset] = field(default_factory=dict)
+    out_dir: Path | None = None  # where the run writes; for files beside results.nc (e.g. GIFs)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed, so the same seed gives the same numbers."""

@@ -257,7 +257,9 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
                 results[analysis.name] = reused
                 outcomes.append(Outcome(analysis.name, "reused", reused, parameters=values))
                 continue
-        context = RunContext(model, values, settings.seed, settings.device, data, dict(results))
+        context = RunContext(
+            model, values, settings.seed, settings.device, data, dict(results), out_dir=out
+        )
         try:
             dataset = run_analysis(analysis, context)
         except Exception as error:  # a plugin's failure is reported, never fatal to the run
