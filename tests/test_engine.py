@@ -69,18 +69,31 @@ def rginspect_analyses():
 
 
 @pytest.fixture
-def third_party(tmp_path, monkeypatch):
-    """Install a plugin through entry-point metadata only (a .dist-info folder), no pip."""
-    (tmp_path / "my_rg_plugin.py").write_text(textwrap.dedent(THIRD_PARTY))
-    info = tmp_path / "my_rg_plugin-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-rg-plugin\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text("[rginspect]\nmine = my_rg_plugin\n")
+def install_plugin(tmp_path, monkeypatch):
+    """Install a plugin module through entry-point metadata only (a .dist-info folder), no pip."""
+    installed = []
+
+    def install(module: str, source: str, distribution: str, version: str) -> None:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"{module}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+        )
+        (info / "entry_points.txt").write_text(f"[rginspect]\nplugin = {module}\n")
+        installed.append(module)
+        plugin_manager.cache_clear()
+
     monkeypatch.syspath_prepend(str(tmp_path))
+    yield install
     plugin_manager.cache_clear()
-    yield
-    plugin_manager.cache_clear()
-    sys.modules.pop("my_rg_plugin", None)
+    for module in installed:
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def third_party(install_plugin):
+    install_plugin("my_rg_plugin", THIRD_PARTY, "my-rg-plugin", "0.3")
 
 
 def invoke(*args):
@@ -181,23 +194,15 @@ def test_report_rerenders_without_the_model(tmp_path):
     assert "Summary" in (tmp_path / "report.html").read_text()
 
 
-def test_readme_plugin_example(tmp_path, monkeypatch):
+def test_readme_plugin_example(install_plugin, tmp_path):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = readme.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
-    (tmp_path / "readme_plugin.py").write_text(block.split("```python")[1].split("```")[0])
-    info = tmp_path / "readme_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: readme-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[rginspect]\nexample = readme_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_manager.cache_clear()
-    try:
-        result = invoke(
-            "run", RGFLOW_STATE, "--plugins", "top_spread", "--quiet", "--out", tmp_path / "o"
-        )
-    finally:
-        plugin_manager.cache_clear()
-        sys.modules.pop("readme_plugin", None)
+    install_plugin(
+        "readme_plugin", block.split("```python")[1].split("```")[0], "readme-plugin", "1.0"
+    )
+    result = invoke(
+        "run", RGFLOW_STATE, "--plugins", "top_spread", "--quiet", "--out", tmp_path / "o"
+    )
     assert result.exit_code == 0, result.output
     dataset = xr.open_datatree(tmp_path / "o" / "results.nc", engine="h5netcdf")["top_spread"]
     assert 0 < float(dataset["std"]) < 10

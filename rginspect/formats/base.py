@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import (
+    ArchitectureError,
     ArchitectureMismatchError,
     CheckpointNotFoundError,
     NonFiniteWeightsError,
@@ -38,6 +39,25 @@ class CheckpointFormat:
     description: str
     sniff: Callable[[Path], bool]
     load: Callable[..., RGFlowModel]
+
+
+def locate_checkpoint(
+    path: Path,
+    find_in_folder: Callable[[Path], Path | None],
+    architecture: Mapping[str, Any],
+    options: tuple[str, ...],
+    label: str,
+) -> Path:
+    """The checkpoint file a path means (a folder is searched), after checking the options."""
+    unknown = sorted(set(architecture) - set(options))
+    if unknown:
+        raise ArchitectureError(
+            f"{label} checkpoints take the options {', '.join(options)}; not {', '.join(unknown)}"
+        )
+    file = find_in_folder(path) if path.is_dir() else path
+    if file is None:
+        raise CheckpointNotFoundError(f"{path}: folder holds no {label} checkpoint")
+    return file
 
 
 def read_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:

@@ -17,9 +17,7 @@ import h5py
 import torch
 
 from ..errors import (
-    ArchitectureError,
     ArchitectureMismatchError,
-    CheckpointNotFoundError,
     NotACheckpointError,
 )
 from ..hooks import hookimpl
@@ -29,6 +27,7 @@ from .base import (
     CheckpointFormat,
     check_finite,
     load_state_strictly,
+    locate_checkpoint,
     newest_file,
     pickle_strings,
     read_torch_file,
@@ -47,14 +46,7 @@ def sniff(path: Path) -> bool:
 
 
 def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> RGFlowModel:
-    unknown = set(architecture) - set(OPTIONS)
-    if unknown:
-        raise ArchitectureError(
-            f"NeuralRG checkpoints take the options {', '.join(OPTIONS)}; not {', '.join(unknown)}"
-        )
-    file = _find_saving(path) if path.is_dir() else path
-    if file is None:
-        raise CheckpointNotFoundError(f"{path}: folder holds no NeuralRG savings/*.saving file")
+    file = locate_checkpoint(path, _find_saving, architecture, OPTIONS, "NeuralRG savings/*.saving")
     state = read_torch_file(file, trust_checkpoint)
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise NotACheckpointError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ArchitectureError, ArchitectureMismatchError, CheckpointNotFoundError
+from ..errors import ArchitectureError, ArchitectureMismatchError
 from ..hooks import hookimpl
 from ..model import RGFlowModel
 from ..nn.architectures import rgflow_config
@@ -22,6 +22,7 @@ from .base import (
     CheckpointFormat,
     check_finite,
     load_state_strictly,
+    locate_checkpoint,
     newest_file,
     pickle_strings,
     read_torch_file,
@@ -45,14 +46,7 @@ def sniff(path: Path) -> bool:
 
 
 def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> RGFlowModel:
-    unknown = set(architecture) - set(OPTIONS)
-    if unknown:
-        raise ArchitectureError(
-            f"RG-Flow checkpoints take the options {', '.join(OPTIONS)}; not {', '.join(unknown)}"
-        )
-    file = _find_state(path) if path.is_dir() else path
-    if file is None:
-        raise CheckpointNotFoundError(f"{path}: folder holds no RG-Flow *.state checkpoint")
+    file = locate_checkpoint(path, _find_state, architecture, OPTIONS, "RG-Flow *.state")
     payload = read_torch_file(file, trust_checkpoint)
     state = payload.get("flow", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
