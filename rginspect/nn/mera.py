@@ -131,16 +131,28 @@ class MERAFlow(nn.Module):
         flat = x.reshape(batch, self.channels, -1)
         logdets = []
         for s in sublayers:
-            order = getattr(self, f"order_{s}")
-            n_active = self.geometry.block_sites(s).size
-            permuted = flat[:, :, order]
-            active, rest = permuted[:, :, :n_active], permuted[:, :, n_active:]
-            rows = self.to_rows(active)
-            rows, row_logdet = getattr(self.blocks[s], direction)(rows)
-            logdets.append(row_logdet.reshape(batch, -1).sum(1))
-            active = self.from_rows(rows, batch)
-            flat = torch.cat([active, rest], dim=2)[:, :, getattr(self, f"inverse_order_{s}")]
+            flat, logdet = self.apply_sublayer(flat, s, direction)
+            logdets.append(logdet)
         return flat.reshape(x.shape), torch.stack(logdets, 1)
+
+    def sublayer_rows(self, flat: torch.Tensor, sublayer: int) -> torch.Tensor:
+        """The bijector inputs of one sublayer, (batch·rows, D), from values (batch, C, L²)."""
+        n_active = self.geometry.block_sites(sublayer).size
+        return self.to_rows(flat[:, :, getattr(self, f"order_{sublayer}")][:, :, :n_active])
+
+    def apply_sublayer(
+        self, flat: torch.Tensor, sublayer: int, direction: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sublayer on values (batch, C, L²): new values and log|det| per sample."""
+        batch = flat.shape[0]
+        n_active = self.geometry.block_sites(sublayer).size
+        rest = flat[:, :, getattr(self, f"order_{sublayer}")][:, :, n_active:]
+        rows, row_logdet = getattr(self.blocks[sublayer], direction)(
+            self.sublayer_rows(flat, sublayer)
+        )
+        active = self.from_rows(rows, batch)
+        flat = torch.cat([active, rest], dim=2)[:, :, getattr(self, f"inverse_order_{sublayer}")]
+        return flat, row_logdet.reshape(batch, -1).sum(1)
 
     def to_rows(self, active: torch.Tensor) -> torch.Tensor:
         """(B, C, P·K²) gathered values -> (rows, D) bijector inputs."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -94,10 +95,16 @@ def _png_data_uri(figure: matplotlib.figure.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _table_html(frame) -> Markup:
-    """pandas escapes the cells; the markup it builds is ours, so it is marked safe."""
+def _table_html(frame: pd.DataFrame) -> Markup:
+    """pandas escapes the cells; the markup it builds is ours, so it is marked safe.
+    A plain 0..n−1 index carries nothing, so it is left out."""
     html = frame.to_html(
-        escape=True, border=0, classes="data", float_format=lambda v: f"{v:.4g}", na_rep="–"
+        escape=True,
+        border=0,
+        classes="data",
+        float_format=lambda v: f"{v:.4g}",
+        na_rep="–",
+        index=not isinstance(frame.index, pd.RangeIndex),
     )
     return Markup(html)
 

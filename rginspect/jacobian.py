@@ -1,0 +1,241 @@
+"""The decoder's Jacobian ∂x/∂z, exactly and fast, by exploiting the structural causal cone.
+
+Entry (x_i, z_l) can be non-zero only where data entry i lies in latent l's cone, so the Jacobian is
+held as values over the cone's sparsity pattern: `values[sample, k]` is ∂x_{cone.indices[k]}/∂z_l for
+the latent l whose row of `model.cone_matrix()` holds position k. Two exact ways to fill them:
+
+- probes: latents with disjoint cones share one forward-mode probe (Jacobian compression by colouring
+  the cone-overlap graph). Needs only the cone, so it serves any flow (without block tables the cone
+  is full and this is column-by-column forward mode).
+- blocks: the Jacobian of a MERA flow is the product of its sublayers' block-diagonal Jacobians (one
+  D×D matrix per bijector row, all rows at once with vmap'd jacfwd). Composed over the fixed sparsity
+  pattern, it costs about nnz(J)·D per sublayer instead of one full decode per probe.
+
+x is in data space: for images, pixel values in [0,1] before clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.func import jacfwd, jvp, vmap
+
+from .model import RGFlowModel
+from .nn.mera import MERAFlow
+
+Method = Literal["auto", "blocks", "probes"]
+
+
+def to_data_space(model: RGFlowModel, x: torch.Tensor) -> torch.Tensor:
+    """Model space -> data space without clipping, so it stays differentiable (identity for fields)."""
+    return model.preprocessing.inverse(x) if model.preprocessing is not None else x
+
+
+def decode_to_data(model: RGFlowModel, z: torch.Tensor) -> torch.Tensor:
+    return to_data_space(model, model.decode(z)[0])
+
+
+# -- probes -------------------------------------------------------------------------------------
+def probe_lower_bound(cone: sp.csr_matrix) -> int:
+    """The fewest probes any compression can use: most latents whose cones share one data entry."""
+    return int(cone.sum(0).max())
+
+
+def _overlap_graph(cone: sp.csr_matrix) -> sp.csr_matrix:
+    """(latent, latent) pattern: which pairs of cones share a data entry."""
+    binary = cone.astype(np.float32)
+    return (binary @ binary.T).tocsr()
+
+
+def overlap_clique(cone: sp.csr_matrix) -> int:
+    """Size of a set of latents whose cones overlap pairwise (greedy, widest first).
+
+    Every colouring needs at least this many probes. On the periodic lattice it can exceed
+    probe_lower_bound: wide cones wrap around, so they overlap pairwise without sharing one entry.
+    """
+    overlap = _overlap_graph(cone)
+    compatible = np.ones(cone.shape[0], dtype=bool)
+    size = 0
+    for latent in np.argsort(-cone.getnnz(1), kind="stable"):
+        if compatible[latent]:
+            size += 1
+            row = np.zeros(cone.shape[0], dtype=bool)
+            row[overlap.indices[overlap.indptr[latent] : overlap.indptr[latent + 1]]] = True
+            compatible &= row
+    return size
+
+
+def cone_colouring(cone: sp.csr_matrix) -> np.ndarray:
+    """A colour per latent such that latents of one colour have pairwise disjoint cones.
+
+    Greedy colouring of the cone-overlap graph, widest cones first (they conflict with the most).
+    """
+    overlap = _overlap_graph(cone)
+    colours = np.full(cone.shape[0], -1, dtype=np.int64)
+    for latent in np.argsort(-cone.getnnz(1), kind="stable"):
+        neighbours = overlap.indices[overlap.indptr[latent] : overlap.indptr[latent + 1]]
+        taken = colours[neighbours]
+        free = np.ones(len(neighbours) + 1, dtype=bool)
+        free[taken[(taken >= 0) & (taken <= len(neighbours))]] = False
+        colours[latent] = int(np.argmax(free))
+    return colours
+
+
+def jacobian_by_probes(
+    model: RGFlowModel, z: torch.Tensor, colours: np.ndarray | None = None, chunk: int = 32
+) -> torch.Tensor:
+    """Cone-pattern Jacobian values (samples, nnz) from one forward-mode pass per colour."""
+    cone = model.cone_matrix()
+    if colours is None:
+        colours = cone_colouring(cone)
+    n_colours = int(colours.max()) + 1
+    n = model.n_latents
+    probes = torch.zeros(n_colours, n, dtype=z.dtype, device=z.device)
+    probes[torch.as_tensor(colours, device=z.device), torch.arange(n, device=z.device)] = 1
+
+    def push(probe: torch.Tensor) -> torch.Tensor:
+        tangent = probe.reshape(1, *model.data_shape).expand_as(z)
+        return jvp(lambda v: decode_to_data(model, v), (z,), (tangent,))[1].reshape(len(z), -1)
+
+    with torch.no_grad():
+        outputs = torch.cat([vmap(push)(block) for block in probes.split(chunk)])  # (colour, S, N)
+    latent_of_entry = np.repeat(np.arange(n), np.diff(cone.indptr))
+    colour_index = torch.as_tensor(colours[latent_of_entry], device=z.device)
+    entry_index = torch.as_tensor(cone.indices, device=z.device)
+    return outputs[colour_index, :, entry_index].T
+
+
+# -- blocks -------------------------------------------------------------------------------------
+@dataclass
+class _SublayerStep:
+    """Index tables that multiply pattern values by one sublayer's block-diagonal Jacobian."""
+
+    sublayer: int
+    width: int  # most latents reaching one bijector row
+    gather: torch.Tensor  # (rows·D·width) positions in the previous values; nnz_before = zero
+    source: torch.Tensor  # new values from [block products, previous values]
+
+
+@dataclass
+class _BlockPlan:
+    steps: list[_SublayerStep]
+    data_entry: torch.Tensor  # data entry of each final value
+    to_cone_order: torch.Tensor  # final values -> cone_matrix CSR order
+
+
+def _block_plan(model: RGFlowModel) -> _BlockPlan:
+    """Follow the pattern of ∂(state)/∂z through the decode, sublayer by sublayer (numpy, once)."""
+    flow: MERAFlow = model.flow
+    n = model.n_latents
+    keys = np.arange(n, dtype=np.int64) * n + np.arange(n)  # identity: entry i ← latent i
+    steps = []
+    for s in reversed(range(flow.geometry.n_sublayers)):
+        groups = flow.entry_groups(s)  # (rows, D)
+        rows, width_d = groups.shape
+        pattern = sp.csr_matrix(
+            (np.ones(len(keys), dtype=np.float32), (keys // n, keys % n)), shape=(n, n)
+        )
+        membership = sp.csr_matrix(
+            (
+                np.ones(groups.size, dtype=np.float32),
+                (np.repeat(np.arange(rows), width_d), groups.ravel()),
+            ),
+            shape=(rows, n),
+        )
+        reach = (membership @ pattern).tocsr()
+        reach.sort_indices()
+        width = int(reach.getnnz(1).max())
+        slots = np.full((rows, width), -1, dtype=np.int64)
+        for r in range(rows):
+            row_latents = reach.indices[reach.indptr[r] : reach.indptr[r + 1]]
+            slots[r, : len(row_latents)] = row_latents
+        valid = np.broadcast_to(slots[:, None, :] >= 0, (rows, width_d, width))
+        layout_keys = groups[:, :, None] * n + slots[:, None, :]
+        position = np.searchsorted(keys, layout_keys).clip(max=len(keys) - 1)
+        found = valid & (keys[position] == layout_keys)
+        gather = np.where(found, position, len(keys))
+        untouched = ~np.isin(keys // n, groups.ravel())
+        new_keys = np.concatenate([layout_keys[valid], keys[untouched]])
+        new_source = np.concatenate(
+            [np.flatnonzero(valid.ravel()), gather.size + np.flatnonzero(untouched)]
+        )
+        order = np.argsort(new_keys, kind="stable")
+        keys = new_keys[order]
+        steps.append(
+            _SublayerStep(
+                s, width, torch.as_tensor(gather.ravel()), torch.as_tensor(new_source[order])
+            )
+        )
+    cone = model.cone_matrix()
+    cone_keys = np.repeat(np.arange(n), np.diff(cone.indptr)) * n + cone.indices
+    transposed = (keys % n) * n + keys // n  # (latent, entry) keys of the final values
+    if not np.array_equal(np.sort(transposed), cone_keys):
+        raise AssertionError("block-product pattern disagrees with the structural cone")
+    return _BlockPlan(
+        steps, torch.as_tensor(keys // n), torch.as_tensor(np.argsort(transposed, kind="stable"))
+    )
+
+
+def _row_jacobians(bijector: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """∂(decoded row)/∂(row) for every row at once: (rows, D, D)."""
+    return vmap(jacfwd(lambda row: bijector.decode(row[None])[0][0]))(rows)
+
+
+def jacobian_by_blocks(model: RGFlowModel, z: torch.Tensor) -> torch.Tensor:
+    """Cone-pattern Jacobian values (samples, nnz) as the product of sublayer block Jacobians."""
+    flow: MERAFlow = model.flow
+    plan = getattr(model, "_rginspect_block_plan", None)
+    if plan is None:
+        plan = _block_plan(model)
+        model._rginspect_block_plan = plan
+    batch, device = len(z), z.device
+    flat = z.reshape(batch, flow.channels, -1)
+    values = torch.ones(batch, model.n_latents, dtype=z.dtype, device=device)
+    with torch.no_grad():
+        for step in plan.steps:
+            blocks = _row_jacobians(
+                flow.blocks[step.sublayer], flow.sublayer_rows(flat, step.sublayer)
+            )
+            blocks = blocks.reshape(batch, -1, *blocks.shape[-2:])  # (S, rows, D, D)
+            padded = torch.cat([values, values.new_zeros(batch, 1)], 1)
+            layout = padded[:, step.gather.to(device)].reshape(*blocks.shape[:3], step.width)
+            products = (blocks @ layout).reshape(batch, -1)
+            values = torch.cat([products, values], 1)[:, step.source.to(device)]
+            flat, _ = flow.apply_sublayer(flat, step.sublayer, "decode")
+        # the elementwise map to data space scales each entry by its own derivative
+        slope = jvp(lambda v: to_data_space(model, v), (flat,), (torch.ones_like(flat),))[1]
+        values = values * slope.reshape(batch, -1)[:, plan.data_entry.to(device)]
+    return values[:, plan.to_cone_order.to(device)]
+
+
+# -- receptive fields ---------------------------------------------------------------------------
+def decoder_jacobian(
+    model: RGFlowModel, z: torch.Tensor, method: Method = "auto"
+) -> tuple[torch.Tensor, str]:
+    """Cone-pattern Jacobian values (samples, nnz) and the method used ("auto": blocks if possible)."""
+    if method == "auto":
+        method = "blocks" if isinstance(model.flow, MERAFlow) else "probes"
+    if method == "blocks":
+        if not isinstance(model.flow, MERAFlow):
+            raise ValueError("the blocks method needs a MERA flow with block tables; use probes")
+        return jacobian_by_blocks(model, z), method
+    if method == "probes":
+        return jacobian_by_probes(model, z), method
+    raise ValueError(f"unknown Jacobian method {method!r}; use auto, blocks or probes")
+
+
+def receptive_fields(values: torch.Tensor, model: RGFlowModel) -> sp.csr_matrix:
+    """(latent, site) matrix of mean over samples of Σ_channels |∂x_c(site)/∂z_latent|."""
+    cone = model.cone_matrix()
+    n_sites = model.data_shape[1] * model.data_shape[2]
+    latent_of_entry = np.repeat(np.arange(cone.shape[0]), np.diff(cone.indptr))
+    magnitude = values.detach().abs().mean(0).double().cpu().numpy()
+    fields = sp.csr_matrix(
+        (magnitude, (latent_of_entry, cone.indices % n_sites)), shape=(cone.shape[0], n_sites)
+    )
+    fields.sum_duplicates()
+    return fields
