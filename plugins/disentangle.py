@@ -1,0 +1,462 @@
+"""disentangle: which RG level carries which ground-truth factor, measured by cross-validated R².
+
+The RG-Flow paper claims the hierarchy separates scales: coarse levels hold an image's global
+factors (MSDS1's base colour, MSDS2's base angle) and fine levels the local ones (each ellipse's
+angle or colour). Here that is a number: ridge regression, k-fold cross-validated, of each factor
+from one level's latents; from all of them, from an equal budget per level (levels differ 4× in
+size), and from the latents whose structural cone covers the ellipse. Without MSDS labels only the
+latent activity (encoded variance against the prior's) is measured.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import xarray as xr
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.data.msds import FACTOR_NAMES as MSDS_FACTOR_NAMES
+
+if TYPE_CHECKING:
+    from rginspect.model import RGFlowModel
+
+ACTIVE_THRESHOLD = 0.01  # a latent is active when its encoded variance exceeds 1% of the prior's
+RIDGE_ALPHAS = np.logspace(-3, 6, 19)  # wide enough for 48 to 2304 standardized features
+ENCODE_CHUNK = 500  # inputs encoded at once, to bound memory
+NO_READOUT_R2 = 0.05  # below this at every level, no level is named as the best
+MSDS1_COLOUR_RANGE = 64  # MSDS1 colours are c0 + U{-32..32}: within an image no channel spans more
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A ground-truth factor as regression targets (sample, ellipse, component); ellipse has
+    length 1 for a global factor. Its R² is the mean over ellipses and components."""
+
+    name: str
+    scale: str  # "global" or "local"
+    description: str
+    targets: np.ndarray
+
+
+class Disentangle(Analysis):
+    name = "disentangle"
+    description = "Latent activity per level and R² of MSDS ground-truth factors from each level"
+    version = "1"
+    parameters = {
+        "samples": Parameter(int, 2000, "how many labelled inputs to encode"),
+        "folds": Parameter(int, 5, "cross-validation folds"),
+        "budget": Parameter(int, 0, "latents per level in the equal-budget R² (0: top level size)"),
+        "budget_draws": Parameter(int, 5, "random latent subsets averaged in the equal-budget R²"),
+    }
+    domains = ("image",)
+    needs_data = True
+
+    @torch.no_grad()
+    def run(self, context: RunContext) -> xr.Dataset:
+        model, parameters = context.model, context.parameters
+        x, _, source = context.model_inputs(parameters["samples"])
+        z = np.concatenate(
+            [model.encode(part)[0].double().cpu().numpy() for part in x.split(ENCODE_CHUNK)]
+        )
+        dataset = activity_dataset(model, z).assign_attrs(source=source, folds=parameters["folds"])
+        data = context.data
+        kind = None if data is None else msds_kind(data.labels, data.factor_names)
+        dataset.attrs["dataset_kind"] = kind or "unlabelled"
+        if kind is None:
+            return dataset
+        if len(z) < 2 * parameters["folds"]:
+            raise ValueError(
+                f"disentangle needs at least {2 * parameters['folds']} inputs for "
+                f"{parameters['folds']}-fold cross-validation, got {len(z)}; raise "
+                "disentangle.samples or use more data"
+            )
+        labels = np.asarray(data.labels[: len(z)], dtype=np.float64)
+        factors = msds_factors(kind, labels)
+        centres = ellipse_centres(labels, data.factor_names, model.data_shape[1])
+        tables = _r2_tables(
+            model, z.reshape(len(z), -1), factors, centres, parameters, context.seed
+        )
+        return dataset.merge(tables, combine_attrs="no_conflicts")
+
+    def render(self, dataset: xr.Dataset) -> Section:
+        activity = _activity_figure(dataset)
+        frame = dataset[["latents", "active_fraction", "activity_ratio"]].to_dataframe()
+        tables = [Table(frame, "Latent activity per level (variance ratio 1 = the prior's)")]
+        source, samples = dataset.attrs["source"], dataset.attrs["samples"]
+        activity_caption = (
+            f"Encoded variance of each latent over {samples} inputs ({source}) divided by the "
+            f"{dataset.attrs['prior']} prior's variance; active: ratio > "
+            f"{dataset.attrs['active_threshold']}."
+        )
+        if "r2_all" not in dataset:
+            return Section(
+                title="Disentanglement",
+                how_to_read=(
+                    "Latents of a well-trained flow keep the prior's variance (ratio 1); levels of "
+                    "near-zero ratio encode nothing. R² of ground-truth factors needs MSDS labels."
+                ),
+                figures=[Figure(activity, activity_caption)],
+                tables=tables,
+                text=(
+                    f"These inputs ({source}) carry no MSDS ellipse labels, so only latent "
+                    "activity is shown; run with --data msds1:2000 (or msds2:2000) for the R² tables."
+                ),
+            )
+        folds, budget = dataset.attrs["folds"], dataset.attrs["budget"]
+        tables.insert(0, Table(_best_levels(dataset), "Each factor's best-predicting level"))
+        cone_sizes = ", ".join(
+            f"level {level}: {size:.0f}"
+            for level, size in enumerate(dataset.cone_latents.mean("ellipse").values)
+        )
+        return Section(
+            title="Disentanglement",
+            how_to_read=(
+                "Each cell: how well one RG level's latents predict a ground-truth factor "
+                "(cross-validated R², 1 = perfectly). Scale separation shows as global factors "
+                "best predicted from coarse levels (top rows) and local ones from fine levels."
+            ),
+            figures=[
+                Figure(
+                    _r2_figure(dataset),
+                    f"{folds}-fold cross-validated ridge R² on {samples} inputs ({source}, "
+                    f"{dataset.attrs['dataset_kind'].upper()} factors). Left: all latents of the "
+                    f"level; middle: {budget} random latents per level (mean of "
+                    f"{dataset.attrs['budget_draws']} draws), a per-latent comparison; right: "
+                    "only latents whose structural cone covers the ellipse's centre pixel.",
+                ),
+                Figure(activity, activity_caption),
+            ],
+            tables=tables,
+            text=(
+                "The probe is linear (ridge on standardized latents), so an R² near 0 means no "
+                "linear read-out of the factor, not that the level holds none of it. Latents "
+                f"per level whose cone covers an ellipse centre, on average: {cone_sizes}."
+            ),
+        )
+
+
+def activity_dataset(model: RGFlowModel, z: np.ndarray) -> xr.Dataset:
+    """Each latent's variance over the encoded inputs against the prior's (2·scale² for Laplace,
+    scale² for Gaussian), and per level its mean and the fraction above ACTIVE_THRESHOLD."""
+    prior_variance = float(model.prior.scale) ** 2 * (2 if model.prior.kind == "laplace" else 1)
+    ratio = z.var(axis=0) / prior_variance
+    levels = np.arange(model.n_levels)
+    level_of = model.latent_level
+    return xr.Dataset(
+        {
+            "latent_variance_ratio": (
+                ("channel", "row", "col"),
+                ratio,
+                {"long_name": "variance of the encoded inputs / prior variance"},
+            ),
+            "activity_ratio": (
+                "level",
+                [ratio[level_of == level].mean() for level in levels],
+                {"long_name": "mean over the level of encoded variance / prior variance"},
+            ),
+            "active_fraction": (
+                "level",
+                [(ratio[level_of == level] > ACTIVE_THRESHOLD).mean() for level in levels],
+                {"long_name": f"fraction of latents with variance ratio > {ACTIVE_THRESHOLD}"},
+            ),
+            "latents": ("level", model.latents_per_level(), {"long_name": "latents"}),
+        },
+        coords={
+            "level": ("level", levels, {"long_name": "RG level (0 = finest)"}),
+            "channel": np.arange(model.data_shape[0]),
+            "row": np.arange(model.data_shape[1]),
+            "col": np.arange(model.data_shape[2]),
+            "latent_level": (("channel", "row", "col"), level_of),
+        },
+        attrs={
+            "samples": len(z),
+            "prior": model.prior.kind,
+            "prior_variance": prior_variance,
+            "active_threshold": ACTIVE_THRESHOLD,
+        },
+    )
+
+
+def _r2_tables(
+    model: RGFlowModel,
+    z: np.ndarray,
+    factors: list[Factor],
+    centres: np.ndarray,
+    parameters: dict,
+    seed: int,
+) -> xr.Dataset:
+    """The three R² tables: all latents of a level, an equal budget of them, the ellipse's cone."""
+    folds, draws = parameters["folds"], parameters["budget_draws"]
+    latent_sets = _latent_sets(model)
+    budget = parameters["budget"] or len(latent_sets[-1])
+    rng = np.random.default_rng(seed)
+    r2_all, r2_budget, r2_budget_std = [], [], []
+    for latents in latent_sets:
+        r2_all.append(factor_r2(z[:, latents], factors, folds, seed))
+        subsets = budget_subsets(latents, budget, draws, rng)
+        scores = np.array([factor_r2(z[:, subset], factors, folds, seed) for subset in subsets])
+        r2_budget.append(scores.mean(0))
+        r2_budget_std.append(scores.std(0))
+    local = [f for f in factors if f.scale == "local"]
+    r2_cone, cone_latents = cone_r2(z, model, local, centres, folds, seed)
+    r2 = {"units": "1"}
+    return xr.Dataset(
+        {
+            "r2_all": (("level", "factor"), r2_all, r2 | {"long_name": "CV R² from all latents"}),
+            "r2_budget": (
+                ("level", "factor"),
+                r2_budget,
+                r2 | {"long_name": "CV R² from an equal budget of random latents per level"},
+            ),
+            "r2_budget_std": (
+                ("level", "factor"),
+                r2_budget_std,
+                r2 | {"long_name": "spread of the equal-budget R² over the random draws"},
+            ),
+            "r2_cone": (
+                ("level", "local_factor"),
+                r2_cone,
+                r2 | {"long_name": "CV R² from the latents whose cone covers the ellipse centre"},
+            ),
+            "budget_latents": (
+                "level",
+                [min(budget, len(latents)) for latents in latent_sets],
+                {"long_name": "latents in the budget"},
+            ),
+            "cone_latents": (
+                ("level", "ellipse"),
+                cone_latents,
+                {"long_name": "latents of the level whose cone covers the ellipse centre"},
+            ),
+        },
+        coords={
+            "level": np.arange(model.n_levels),
+            "factor": [f.name for f in factors],
+            "factor_scale": ("factor", [f.scale for f in factors]),
+            "factor_description": ("factor", [f.description for f in factors]),
+            "local_factor": [f.name for f in local],
+            "ellipse": np.arange(len(centres)),
+            "ellipse_x": ("ellipse", centres[:, 0], {"long_name": "centre column used for cones"}),
+            "ellipse_y": ("ellipse", centres[:, 1], {"long_name": "centre row used for cones"}),
+        },
+        attrs={
+            "budget": budget,
+            "budget_draws": draws,
+            "ridge_alphas": json.dumps(RIDGE_ALPHAS.tolist()),
+        },
+    )
+
+
+def msds_kind(labels: np.ndarray | None, factor_names: tuple[str, ...] | None) -> str | None:
+    """ "msds1" or "msds2" for MSDS ellipse labels, else None (no labels, or other labels).
+
+    Told apart by colour: MSDS1 ellipses share a base colour, so within an image no channel
+    spans more than 64 levels; sixteen independent MSDS2 colours essentially always do.
+    """
+    if labels is None or tuple(factor_names or ()) != MSDS_FACTOR_NAMES or labels.ndim != 3:
+        return None
+    colours = labels[..., _columns(factor_names, "R", "G", "B")]
+    spread = colours.max(axis=1) - colours.min(axis=1)
+    return "msds1" if spread.max() <= MSDS1_COLOUR_RANGE else "msds2"
+
+
+def msds_factors(kind: str, labels: np.ndarray) -> list[Factor]:
+    """The global factor of an MSDS dataset, each ellipse's angle and colour, and the purely local
+    part of whichever of the two the global factor sets (MSDS1: colour, MSDS2: angle).
+
+    Angles are orientations modulo 180°, so they enter as (cos 2θ, sin 2θ).
+    """
+    angle = np.deg2rad(labels[..., MSDS_FACTOR_NAMES.index("angle")])
+    doubled = np.stack([np.cos(2 * angle), np.sin(2 * angle)], axis=-1)  # (n, ellipse, 2)
+    colour = labels[..., _columns(MSDS_FACTOR_NAMES, "R", "G", "B")] / 255.0
+    local = [
+        Factor("angle", "local", "ellipse angle as (cos 2θ, sin 2θ)", doubled),
+        Factor("colour", "local", "ellipse RGB / 255", colour),
+    ]
+    if kind == "msds1":
+        base = colour.mean(axis=1, keepdims=True)
+        return [
+            Factor("base_colour", "global", "mean RGB of the ellipses / 255 (≈ c0)", base),
+            *local,
+            Factor("colour_offset", "local", "ellipse RGB minus the image's mean", colour - base),
+        ]
+    mean_direction = np.arctan2(doubled[..., 1].mean(1), doubled[..., 0].mean(1))  # = 2θ̄
+    base = np.stack([np.cos(mean_direction), np.sin(mean_direction)], axis=-1)[:, None]
+    offset = (np.rad2deg(2 * angle - mean_direction[:, None]) + 180) % 360 / 2 - 90
+    return [
+        Factor(
+            "base_angle", "global", "circular mean angle θ̄ (≈ θ0 + 22.5°) as (cos, sin) 2θ̄", base
+        ),
+        *local,
+        Factor("angle_offset", "local", "ellipse angle minus θ̄, in degrees", offset[..., None]),
+    ]
+
+
+def cross_validated_r2(
+    features: np.ndarray, targets: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold R² of each target column from standardized features (ridge, GCV-chosen alpha
+    per target and per training fold)."""
+    regression = make_pipeline(StandardScaler(), RidgeCV(RIDGE_ALPHAS, alpha_per_target=True))
+    split = KFold(folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(regression, features, targets, cv=split)
+    return r2_score(targets, predicted, multioutput="raw_values")
+
+
+def factor_r2(features: np.ndarray, factors: list[Factor], folds: int, seed: int) -> np.ndarray:
+    """Each factor's R², averaged over its ellipses and components; one fit for all targets."""
+    n = len(features)
+    columns = np.concatenate([f.targets.reshape(n, -1) for f in factors], axis=1)
+    scores = cross_validated_r2(features, columns, folds, seed)
+    bounds = np.cumsum([0] + [f.targets[0].size for f in factors])
+    return np.array([scores[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+
+
+def budget_subsets(
+    latents: np.ndarray, budget: int, draws: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Random subsets of `budget` latents (the whole level when it is no larger): random rather
+    than highest-variance, since a well-trained flow gives every latent about the prior's variance."""
+    if len(latents) <= budget:
+        return [latents]
+    return [rng.choice(latents, budget, replace=False) for _ in range(draws)]
+
+
+def ellipse_centres(labels: np.ndarray, factor_names: tuple[str, ...], size: int) -> np.ndarray:
+    """Each ellipse's typical centre pixel (x, y): the median over inputs (MSDS jitters it ±1)."""
+    centre = np.median(labels[..., _columns(factor_names, "x", "y")], axis=0)
+    return np.clip(np.rint(centre), 0, size - 1).astype(int)
+
+
+def cone_r2(
+    z: np.ndarray,
+    model: RGFlowModel,
+    factors: list[Factor],
+    centres: np.ndarray,
+    folds: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """R² of each local factor from the latents of each level whose cone covers the ellipse's
+    centre pixel (any channel), averaged over ellipses; and how many latents that was."""
+    cone = model.cone_matrix()
+    level_of = model.latent_level.ravel()
+    channels = model.data_shape[0]
+    scores = np.zeros((model.n_levels, len(factors), len(centres)))
+    counts = np.zeros((model.n_levels, len(centres)), dtype=int)
+    for k, (x, y) in enumerate(centres):
+        entries = np.ravel_multi_index((np.arange(channels), y, x), model.data_shape)
+        covering = np.asarray(cone[:, entries].sum(axis=1)).ravel() > 0
+        ellipse = [Factor(f.name, f.scale, f.description, f.targets[:, k : k + 1]) for f in factors]
+        for level in range(model.n_levels):
+            latents = np.flatnonzero(covering & (level_of == level))
+            counts[level, k] = len(latents)
+            if len(latents):  # else the best prediction is the mean: R² 0
+                scores[level, :, k] = factor_r2(z[:, latents], ellipse, folds, seed)
+    return scores.mean(axis=2), counts
+
+
+def _latent_sets(model: RGFlowModel) -> list[np.ndarray]:
+    """Flat latent indices of each level, finest first."""
+    level_of = model.latent_level.ravel()
+    return [np.flatnonzero(level_of == level) for level in range(model.n_levels)]
+
+
+def _columns(factor_names: tuple[str, ...], *names: str) -> list[int]:
+    return [list(factor_names).index(name) for name in names]
+
+
+def _level_labels(levels: np.ndarray) -> list[str]:
+    top = int(levels.max())
+    return [f"{lv}" + (" (top)" if lv == top else " (finest)" if lv == 0 else "") for lv in levels]
+
+
+def _r2_figure(dataset: xr.Dataset) -> plt.Figure:
+    panels = [
+        ("all latents of the level", dataset.r2_all),
+        (f"{dataset.attrs['budget']} latents per level", dataset.r2_budget),
+        ("latents whose cone covers the ellipse", dataset.r2_cone),
+    ]
+    widths = [array.shape[1] for _, array in panels]
+    figure, axes = plt.subplots(
+        1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": widths}, constrained_layout=True
+    )
+    for index, (axis, (title, array)) in enumerate(zip(axes, panels, strict=True)):
+        frame = array.to_pandas().iloc[::-1]  # coarse levels on top
+        frame.index = _level_labels(frame.index.values)
+        sns.heatmap(
+            frame,
+            ax=axis,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            annot=True,
+            fmt=".2f",
+            cbar=index == 2,
+            cbar_kws={"label": "cross-validated R²"},
+        )
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("")
+        axis.set_ylabel("RG level" if index == 0 else "")
+        axis.tick_params(axis="x", rotation=20)
+        if index:
+            axis.set_yticklabels([])
+    return figure
+
+
+def _activity_figure(dataset: xr.Dataset) -> plt.Figure:
+    levels = dataset.level.values
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3))
+    axes[0].bar(levels, dataset.active_fraction, color="tab:blue")
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_title(f"active fraction (ratio > {dataset.attrs['active_threshold']})")
+    ratio = dataset.latent_variance_ratio.values.ravel()
+    level_of = dataset.latent_level.values.ravel()
+    per_level = [np.log10(np.maximum(ratio[level_of == lv], 1e-12)) for lv in levels]
+    axes[1].boxplot(per_level, positions=levels, widths=0.6, showfliers=False)
+    axes[1].plot(levels, np.log10(dataset.activity_ratio), "o", color="tab:orange", label="mean")
+    axes[1].axhline(0, color="black", linestyle="--", label="prior")
+    axes[1].axhline(
+        np.log10(dataset.attrs["active_threshold"]), color="grey", linestyle=":", label="threshold"
+    )
+    axes[1].set_title("log10 variance ratio per latent")
+    axes[1].legend(frameon=False, fontsize=8)
+    for axis in axes:
+        axis.set_xlabel("RG level (0 = finest)")
+        axis.set_xticks(levels)
+    figure.tight_layout()
+    return figure
+
+
+def _best_levels(dataset: xr.Dataset) -> pd.DataFrame:
+    """Each factor's best-predicting level and its R², for each of the three latent choices."""
+    rows = []
+    for factor in dataset.factor.values:
+        row = {
+            "factor": factor,
+            "scale": str(dataset.factor_scale.sel(factor=factor).values),
+            "meaning": str(dataset.factor_description.sel(factor=factor).values),
+        }
+        for label, name, dim in [
+            ("all", "r2_all", "factor"),
+            ("budget", "r2_budget", "factor"),
+            ("cone", "r2_cone", "local_factor"),
+        ]:
+            if factor in dataset[dim].values:
+                r2 = dataset[name].sel({dim: factor})
+                readable = float(r2.max()) >= NO_READOUT_R2
+                row[f"{label}: level"] = int(r2.idxmax()) if readable else "none"
+                row[f"{label}: R²"] = round(float(r2.max()), 3)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("factor")
