@@ -1,0 +1,194 @@
+"""inpaint: mask parsing, the cone against a dense Jacobian, exact locality, and a real fill."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from PIL import Image
+from rginspect_plugins.inpaint import Inpaint, cone_latents, inpaint_latents, parse_mask, rmse
+
+import rginspect
+from rginspect.analysis import RunContext
+from rginspect.data import load_data
+from rginspect.model import RGFlowModel
+from rginspect.nn.architectures import rgflow_config
+
+BUNDLED = Path(rginspect.__file__).parent / "assets" / "msds1_rgflow.pt"
+
+
+@pytest.fixture(scope="module")
+def small_model() -> RGFlowModel:
+    """An untrained 16×16×3 RG-Flow, moved off the identity so its Jacobian is generic."""
+    torch.manual_seed(0)
+    config = rgflow_config(channels=3, L=16, kernel=4, nlayers=1, nhidden=8)
+    model = RGFlowModel.from_config(config).double()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model
+
+
+@pytest.fixture(scope="module")
+def bundled() -> RGFlowModel:
+    return rginspect.load(BUNDLED)
+
+
+def _context(model: RGFlowModel, n: int, **overrides) -> RunContext:
+    parameters = {key: p.default for key, p in Inpaint.parameters.items()} | overrides
+    data = load_data(f"msds1:{n}", channels=3, size=32, seed=0)
+    return RunContext(model=model, parameters=parameters, seed=0, data=data)
+
+
+# -- masks --------------------------------------------------------------------------------
+def test_square_masks():
+    default = parse_mask("square", 32)
+    assert default.sum() == 64 and default[12:20, 12:20].all()
+    assert np.array_equal(parse_mask("square:8", 32), default)
+    corner = parse_mask("square:3@0,29", 32)
+    assert corner.sum() == 9 and corner[0:3, 29:32].all()
+
+
+def test_file_masks(tmp_path):
+    expected = np.zeros((16, 16), dtype=bool)
+    expected[[1, 5, 9], [2, 14, 7]] = True
+    np.save(tmp_path / "bool.npy", expected)
+    np.save(tmp_path / "ints.npy", expected.astype(np.int64))
+    Image.fromarray(np.where(expected, 255, 0).astype(np.uint8)).save(tmp_path / "hole.png")
+    for name in ("bool.npy", "ints.npy", "hole.png"):
+        assert np.array_equal(parse_mask(str(tmp_path / name), 16), expected), name
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("square:8@28,0", "does not fit"),
+        ("square:0", "does not fit"),
+        ("circle:4", "must be square"),
+        ("missing.npy", "does not exist"),
+        ("wrong_shape.npy", "the model needs (16, 16)"),
+        ("twos.npy", "booleans or 0/1"),
+        ("nothing.npy", "some pixels missing and some known"),
+    ],
+)
+def test_mask_errors(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(tmp_path)
+    np.save("wrong_shape.npy", np.ones((8, 8), dtype=bool))
+    np.save("twos.npy", np.full((16, 16), 2))
+    np.save("nothing.npy", np.zeros((16, 16), dtype=bool))
+    with pytest.raises(ValueError, match="inpaint.mask") as error:
+        parse_mask(spec, 16)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+# -- the cone ----------------------------------------------------------------------------
+def test_cone_is_exactly_the_latents_with_nonzero_jacobian(small_model):
+    """Structural cone == support of ∂(masked entries)/∂z, from a dense autograd Jacobian."""
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[5:7, 6:8] = True
+    mask[13, 1] = True
+    z = small_model.prior.sample(
+        (1, *small_model.data_shape), generator=torch.Generator().manual_seed(1)
+    )
+    missing = torch.as_tensor(np.broadcast_to(mask, small_model.data_shape).copy())
+
+    def masked_pixels(latents: torch.Tensor) -> torch.Tensor:
+        return small_model.decode(latents[None])[0][0][missing]
+
+    jacobian = torch.func.jacrev(masked_pixels)(z[0])  # (masked entries, C, L, L)
+    moves_hole = (jacobian != 0).any(0).numpy()
+    cone = cone_latents(small_model, mask)
+    assert moves_hole.sum() > 0
+    assert np.array_equal(moves_hole, cone)
+    assert cone.sum() < small_model.n_latents
+
+
+def test_grey_fill_does_not_reach_latents_outside_the_cone(bundled):
+    """Out-of-cone latents are computed from known pixels only, so they equal the truth's."""
+    mask = parse_mask("square", 32)
+    images = torch.as_tensor(load_data("msds1:2", channels=3, size=32, seed=0).images_or_fields)
+    missing = torch.as_tensor(np.broadcast_to(mask, bundled.data_shape).copy())
+    with torch.no_grad():
+        x_truth, _ = bundled.preprocess(images)
+        z_truth, _ = bundled.encode(x_truth)
+        z_grey, _ = bundled.encode(torch.where(missing, torch.zeros(()), x_truth))
+    outside = torch.as_tensor(~cone_latents(bundled, mask))
+    assert torch.equal(z_grey[:, outside], z_truth[:, outside])
+    assert not torch.equal(z_grey[:, ~outside], z_truth[:, ~outside])
+
+
+def test_optimising_a_latent_set_leaves_everything_outside_its_reach_bit_identical(small_model):
+    """Free the fine-level part of a hole's cone: only pixels those latents reach may change."""
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[6:8, 6:8] = True
+    free = cone_latents(small_model, mask) & (small_model.latent_level == 0)
+    reach = np.asarray(small_model.cone_matrix()[free.ravel()].sum(0)).ravel() > 0
+    reach = reach.reshape(small_model.data_shape)
+    assert 0 < reach.sum() < small_model.n_latents
+    generator = torch.Generator().manual_seed(2)
+    z_start = small_model.prior.sample((2, *small_model.data_shape), generator=generator)
+    missing = torch.as_tensor(np.broadcast_to(mask, small_model.data_shape).copy())
+    truth = torch.rand((2, *small_model.data_shape), generator=generator, dtype=torch.float64)
+    z, trace = inpaint_latents(
+        small_model, z_start, torch.as_tensor(free), truth, missing, 5, 0.1, 0.05
+    )
+    assert trace.shape == (5, 2)
+    with torch.no_grad():
+        before, after = small_model.decode(z_start)[0], small_model.decode(z)[0]
+    free, reach = torch.as_tensor(free), torch.as_tensor(reach)
+    assert torch.equal(z[:, ~free], z_start[:, ~free]) and not torch.equal(
+        z[:, free], z_start[:, free]
+    )
+    assert torch.equal(after[:, ~reach], before[:, ~reach])
+    assert not torch.equal(after[:, reach], before[:, reach])
+
+
+# -- the analysis -------------------------------------------------------------------------
+def test_inpainting_the_bundled_model_beats_the_grey_fill(bundled):
+    dataset = Inpaint().run(_context(bundled, 2, steps=25))
+    start = dataset.start_masked_rmse.values
+    assert (dataset.masked_rmse.values < start).all(), (dataset.masked_rmse.values, start)
+    assert (dataset.known_rmse.values < 2 * dataset.attrs["noise"]).all()
+    # touched = the cone's size per level, counted independently from the cone matrix
+    mask = parse_mask("square", 32)
+    cone = cone_latents(bundled, mask)
+    per_level = [int(cone[bundled.latent_level == level].sum()) for level in range(4)]
+    assert dataset.cone_latents.values.tolist() == per_level
+    assert dataset.latents_touched.values.tolist() == [cone.sum(), 3072]
+    # the stored RMSEs are those of the stored images
+    truth, images = dataset.truth.values, dataset.inpainted.values
+    hole = np.broadcast_to(mask, truth.shape)
+    expected = np.sqrt(((images - truth) ** 2)[:, hole].reshape(2, 2, -1).mean(-1))
+    np.testing.assert_allclose(dataset.masked_rmse.values, expected, rtol=1e-5)
+    # log q of the result is the flow's density of the decoded image
+    assert (dataset.log_prob.values > dataset.start_log_prob.values).all()
+
+
+def test_noise_fill_is_seeded_and_rmse_helper_is_plain_rmse(bundled):
+    first = Inpaint().run(_context(bundled, 1, steps=1, init="noise"))
+    second = Inpaint().run(_context(bundled, 1, steps=1, init="noise"))
+    hole = first.mask.values
+    start = first.start.values[0][:, hole]
+    assert np.array_equal(start, second.start.values[0][:, hole])
+    assert start.std() > 0.2  # uniform noise, not grey
+    a, b = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
+    where = torch.rand(3, 4, 4) > 0.5
+    expected = [((a[i] - b[i])[where] ** 2).mean().sqrt() for i in range(2)]
+    torch.testing.assert_close(rmse(a, b, where), torch.stack(expected))
+
+
+def test_run_and_render_round_trip_through_netcdf(bundled, tmp_path):
+    dataset = Inpaint().run(_context(bundled, 2, steps=3, mask="square:6@2,20"))
+    dataset.to_netcdf(tmp_path / "inpaint.nc", engine="h5netcdf")
+    stored = xr.open_dataset(tmp_path / "inpaint.nc", engine="h5netcdf")
+    xr.testing.assert_identical(stored.load(), dataset)
+    assert stored.mask.dtype == bool and stored.mask.values[2:8, 20:26].all()
+    section = Inpaint().render(stored)
+    assert len(section.figures) == 2 and len(section.tables) == 2
+    summary = section.tables[0].frame
+    assert summary["latents touched"].tolist() == [0, int(stored.cone_latents.sum()), 3072]
+    np.testing.assert_allclose(
+        summary["masked RMSE"].iloc[1:], stored.masked_rmse.mean("image").values
+    )
+    assert f"{int(stored.cone_latents.sum())} of 3072 latents" in section.text
