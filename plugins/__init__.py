@@ -3,10 +3,15 @@ through the `rginspect` entry-point group."""
 
 from rginspect import hookimpl
 
+from .disentangle import Disentangle
+from .inpaint import Inpaint
 from .likelihood import Likelihood
+from .mix import Mix
+from .receptive import Receptive
 from .summary import Summary
+from .traverse import Traverse
 
 
 @hookimpl
 def rginspect_analyses() -> list:
-    return [Summary(), Likelihood()]
+    return [Summary(), Likelihood(), Receptive(), Traverse(), Mix(), Inpaint(), Disentangle()]
