@@ -107,6 +107,18 @@ class Analysis:
     needs_data: bool = False
     requires: tuple[str, ...] = ()
 
+    def applies_to(self, model: RGFlowModel) -> str | None:
+        """Why this analysis cannot run on `model`, or None when it can.
+
+        The default checks `domains`; override it to ask for more (say, a two-component field).
+        """
+        if model.domain not in self.domains:
+            return (
+                f"it is for {' and '.join(self.domains)} models; "
+                f"this model's domain is {model.domain!r}"
+            )
+        return None
+
     def run(self, context: RunContext) -> xarray.Dataset:
         raise NotImplementedError
 

@@ -52,7 +52,7 @@ def select_analyses(
 ) -> list[Analysis]:
     """The requested analyses plus what they require, in dependency order.
 
-    "all" means every analysis applicable to the model's domain and the available data.
+    "all" means every analysis that applies to the model and has the data it needs.
     """
     analyses = available_analyses()
     names = [requested] if isinstance(requested, str) else list(requested)
@@ -61,7 +61,7 @@ def select_analyses(
         names = [
             name
             for name, analysis in analyses.items()
-            if model.domain in analysis.domains and (have_data or not analysis.needs_data)
+            if analysis.applies_to(model) is None and (have_data or not analysis.needs_data)
         ]
     for name in names:
         if name not in analyses:
@@ -91,11 +91,9 @@ def select_analyses(
     for name in names:
         visit(name)
     for analysis in ordered:
-        if model.domain not in analysis.domains:
-            raise AnalysisSelectionError(
-                f"analysis {analysis.name!r} is for {' and '.join(analysis.domains)} models; "
-                f"this model's domain is {model.domain!r}"
-            )
+        reason = analysis.applies_to(model)
+        if reason is not None:
+            raise AnalysisSelectionError(f"analysis {analysis.name!r} cannot run here: {reason}")
     return ordered
 
 
