@@ -4,6 +4,7 @@ through the `rginspect` entry-point group."""
 from rginspect import hookimpl
 
 from .disentangle import Disentangle
+from .goldstone import Goldstone
 from .inpaint import Inpaint
 from .likelihood import Likelihood
 from .mix import Mix
@@ -14,4 +15,4 @@ from .traverse import Traverse
 
 @hookimpl
 def rginspect_analyses() -> list:
-    return [Summary(), Likelihood(), Receptive(), Traverse(), Mix(), Inpaint(), Disentangle()]
+    return [Summary(), Likelihood(), Receptive(), Traverse(), Mix(), Inpaint(), Disentangle(), Goldstone()]
