@@ -60,6 +60,12 @@ class Likelihood(Analysis):
         return xr.Dataset(
             {
                 "total": ("sample", total, {"units": unit, "long_name": "−log q(x) per dimension"}),
+                "mean_total": ((), total.mean(), {"units": unit, "long_name": "mean −log q(x)"}),
+                "mean_total_err": (
+                    (),
+                    total.std(ddof=1) / np.sqrt(len(total)) if len(total) > 1 else np.nan,
+                    {"units": unit, "long_name": "standard error of mean_total"},
+                ),
                 "prior_term": ("level", prior.mean(1) * scale, {"units": unit}),
                 "logdet_term": ("layer", layers.mean(1) * scale, {"units": unit}),
                 "preprocessing_term": ((), preprocessing.mean() * scale, {"units": unit}),
@@ -89,7 +95,7 @@ class Likelihood(Analysis):
         axes[1].set_xticks(dataset.layer.values)
         axes[1].set_title(f"log-det term ({unit})")
         figure.tight_layout()
-        mean, spread = float(dataset.total.mean()), float(dataset.total.std())
+        mean = float(dataset.mean_total)
         terms = {
             "prior (all levels)": float(dataset.prior_term.sum()),
             "log-det (all layers)": float(dataset.logdet_term.sum()),
@@ -109,5 +115,5 @@ class Likelihood(Analysis):
             tables=[
                 Table(table, "The terms add up to the total (bits/dim includes 8 for quantization)")
             ],
-            text=f"{mean:.4f} ± {spread / np.sqrt(dataset.sizes['sample']):.4f} {unit} on {dataset.sizes['sample']} inputs.",
+            text=f"{mean:.4f} ± {float(dataset.mean_total_err):.4f} {unit} on {dataset.sizes['sample']} inputs.",
         )

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,24 +90,53 @@ def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_js
 DEMO = [("msds1_rgflow.pt", "msds1:256"), ("phi4_L16.pt", None)]
 
 
+def analysis_options(command):
+    """The options `run` and `sweep` share: what to run, on which data, with which parameters."""
+    options = [
+        click.option("--plugins", default="all", show_default=True, help="Analyses: a,b,... or all."),
+        click.option("--data", help="msds1[:N], msds2[:N], digits, folder:PATH, npz:PATH or model."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."),
+        click.option("-p", "overrides", multiple=True, metavar="NAME.PARAM=VALUE",
+                     help="Set a parameter."),
+        click.option("--config", "config_file",
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="TOML file with a [analysis] table of parameters each."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--samples", type=int, help="Inputs per analysis (default: each analysis' own)."),
+        trust_option,
+        click.option("--resume", is_flag=True, help="Reuse finished analyses with the same inputs."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run_settings(data: str | None, options: dict[str, Any]):
+    from .engine import RunSettings
+
+    return RunSettings(
+        plugins=options["plugins"],
+        data=data,
+        overrides=options["overrides"],
+        config_file=options["config_file"],
+        seed=options["seed"],
+        device=_device(options["device"]),
+        samples=options["samples"],
+        trust_checkpoint=options["trust_checkpoint"],
+        resume=options["resume"],
+        progress=not options["quiet"],
+    )
+
+
 @main.command("run")
 @click.argument("checkpoints", nargs=-1)
 @click.option("--demo", is_flag=True, help="Run on the bundled demo checkpoints.")
-@click.option("--plugins", default="all", show_default=True, help="Analyses: a,b,... or all.")
-@click.option("--data", help="msds1[:N], msds2[:N], digits, folder:PATH, npz:PATH or model.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("-p", "overrides", multiple=True, metavar="NAME.PARAM=VALUE", help="Set a parameter.")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML file with a [analysis] table of parameters each.")  # fmt: skip
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--samples", type=int, help="Inputs per analysis (default: each analysis' own).")
-@trust_option
-@click.option("--resume", is_flag=True, help="Reuse finished analyses with the same inputs.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@analysis_options
 def run_command(checkpoints, demo, out, data, **options) -> None:
     """Run analyses on each CHECKPOINT and write results.nc and report.html per checkpoint."""
-    from .engine import RunSettings, run_checkpoint
+    from .engine import folder_name, run_checkpoint
 
     jobs = [(checkpoint, data) for checkpoint in checkpoints]
     if demo:
@@ -116,20 +146,9 @@ def run_command(checkpoints, demo, out, data, **options) -> None:
         raise click.UsageError("give a CHECKPOINT (or several), or --demo")
     status = 0
     for checkpoint, job_data in jobs:
-        stem = _stem(checkpoint)
+        stem = folder_name(checkpoint)
         target = (out / stem if len(jobs) > 1 else out) if out else Path("reports") / stem
-        settings = RunSettings(
-            plugins=options["plugins"],
-            data=job_data,
-            overrides=options["overrides"],
-            config_file=options["config_file"],
-            seed=options["seed"],
-            device=_device(options["device"]),
-            samples=options["samples"],
-            trust_checkpoint=options["trust_checkpoint"],
-            resume=options["resume"],
-            progress=not options["quiet"],
-        )
+        settings = _run_settings(job_data, options)
         try:
             result = run_checkpoint(checkpoint, target, settings)
         except RGInspectError as error:  # the other checkpoints still run
@@ -144,11 +163,31 @@ def run_command(checkpoints, demo, out, data, **options) -> None:
     sys.exit(status)
 
 
-def _stem(checkpoint: str) -> str:
-    """reports/<stem>/: the file's stem, a folder's name, or a factory's function name."""
-    path = Path(checkpoint)
-    name = path.name if path.is_dir() else path.stem
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "checkpoint"
+@main.command("sweep")
+@click.argument("checkpoints", nargs=-1, required=True)
+@analysis_options
+def sweep_command(checkpoints, out, data, **options) -> None:
+    """Run analyses on every CHECKPOINT and combine their scalar results along a checkpoint
+    dimension, with the couplings each one recorded (κ, λ, T, β, L, steps, epoch) as coordinates."""
+    from .sweep import plan_sweep, run_sweep
+
+    out = out or Path("reports") / "sweep"
+    settings = replace(_run_settings(data, options), strict=False)
+    jobs = plan_sweep(checkpoints, out, settings)
+    outcomes, sweep_path = run_sweep(jobs, out)
+    status = 0
+    for outcome in outcomes:
+        if outcome.error:
+            click.echo(f"error: {outcome.error}", err=True)
+            status = 1
+        elif outcome.failed_analyses:
+            click.echo(f"failed: {outcome.checkpoint}: {', '.join(outcome.failed_analyses)} "
+                       f"(see {outcome.results_path.parent / 'report.html'})", err=True)  # fmt: skip
+            status = 1
+    if sweep_path is None:
+        raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
+    click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
+    sys.exit(status)
 
 
 @main.command("plugins")

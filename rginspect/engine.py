@@ -48,11 +48,13 @@ def available_analyses() -> dict[str, Analysis]:
 
 
 def select_analyses(
-    requested: str | Iterable[str], model: RGFlowModel, *, have_data: bool
+    requested: str | Iterable[str], model: RGFlowModel, *, have_data: bool, strict: bool = True
 ) -> list[Analysis]:
     """The requested analyses plus what they require, in dependency order.
 
-    "all" means every analysis that applies to the model and has the data it needs.
+    "all" means every analysis that applies to the model and has the data it needs. A named
+    analysis that does not apply is an error, unless `strict` is False (sweeps over mixed models):
+    then the run records it as skipped.
     """
     analyses = available_analyses()
     names = [requested] if isinstance(requested, str) else list(requested)
@@ -92,7 +94,7 @@ def select_analyses(
         visit(name)
     for analysis in ordered:
         reason = analysis.applies_to(model)
-        if reason is not None:
+        if reason is not None and strict:
             raise AnalysisSelectionError(f"analysis {analysis.name!r} cannot run here: {reason}")
     return ordered
 
@@ -188,6 +190,7 @@ class RunSettings:
     trust_checkpoint: bool = False
     resume: bool = False
     progress: bool = True
+    strict: bool = True  # False: named analyses that do not apply to a model are skipped
 
 
 @dataclass
@@ -213,7 +216,7 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
     model = load(checkpoint, trust_checkpoint=settings.trust_checkpoint, device=settings.device)
     data = load_run_data(settings.data, model, settings.samples, settings.seed)
     have_data = data is not None or settings.data == "model" or model.domain == "field"
-    analyses = select_analyses(settings.plugins, model, have_data=have_data)
+    analyses = select_analyses(settings.plugins, model, have_data=have_data, strict=settings.strict)
     parameters = resolve_parameters(
         analyses, settings.overrides, settings.config_file, samples=settings.samples
     )
@@ -244,8 +247,13 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
             checkpoint_sha256=checkpoint_hash,
         )
         missing = [name for name in analysis.requires if name not in results]
-        if missing:
-            message = f"skipped: needs {', '.join(missing)}, which did not finish"
+        reason = analysis.applies_to(model)
+        if missing or reason:
+            message = (
+                f"skipped: {reason}"
+                if reason
+                else f"skipped: needs {', '.join(missing)}, which did not finish"
+            )
             store.record_failure(analysis.name, message, attrs | {"status": "skipped"})
             outcomes.append(Outcome(analysis.name, "skipped", message=message, parameters=values))
             continue
@@ -270,6 +278,13 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
     report_path = report_from_results(store.path, out / "report.html")
     return RunResult(out, store.path, report_path, outcomes)
+
+
+def folder_name(checkpoint: str | Path) -> str:
+    """A run's folder name: the file's stem, a folder's name, or a factory's function name."""
+    path = Path(checkpoint)
+    name = path.name if path.is_dir() else path.stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "checkpoint"
 
 
 def load_run_data(spec: str | None, model: RGFlowModel, samples: int | None, seed: int):

@@ -173,10 +173,16 @@ def newest_file(folder: Path, pattern: str) -> Path | None:
         return None
 
     def key(path: Path) -> tuple[float, float]:
-        numbers = re.findall(r"\d+", path.stem)
-        return (float(numbers[-1]) if numbers else -math.inf, path.stat().st_mtime)
+        epoch = epoch_of(path)
+        return (-math.inf if epoch is None else epoch, path.stat().st_mtime)
 
     return max(candidates, key=key)
+
+
+def epoch_of(file: Path) -> int | None:
+    """The last number in a checkpoint's file name, which upstream codes use for the epoch."""
+    numbers = re.findall(r"\d+", Path(file).stem)
+    return int(numbers[-1]) if numbers else None
 
 
 def pickle_strings(path: Path, limit: int = 1 << 20) -> set[str]:

@@ -26,6 +26,7 @@ from ..nn.architectures import neuralrg_config
 from .base import (
     CheckpointFormat,
     check_finite,
+    epoch_of,
     load_state_strictly,
     locate_checkpoint,
     newest_file,
@@ -58,7 +59,13 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
     config = _infer_config(state, prefix, parameters | architecture, file)
     action = _action(parameters, config)
     model = RGFlowModel.from_config(
-        config, action=action, provenance={"symmetrized": symmetrized, "parameters": parameters}
+        config,
+        action=action,
+        provenance={
+            "symmetrized": symmetrized,
+            "parameters": parameters,
+            "epoch": epoch_of(file),
+        },
     )
     expected = {
         _upstream_key(key, prefix): value.shape for key, value in model.state_dict().items()

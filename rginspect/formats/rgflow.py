@@ -21,6 +21,7 @@ from ..nn.architectures import rgflow_config
 from .base import (
     CheckpointFormat,
     check_finite,
+    epoch_of,
     load_state_strictly,
     locate_checkpoint,
     newest_file,
@@ -53,7 +54,9 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
         raise ArchitectureMismatchError(f"{file}: no RG-Flow state dict ('flow') inside")
     state = _strip_prefix(state)
     config = _infer_config(state, file, architecture)
-    model = RGFlowModel.from_config(config, provenance={"run_name": _run_name(file)})
+    model = RGFlowModel.from_config(
+        config, provenance={"run_name": _run_name(file), "epoch": epoch_of(file)}
+    )
     expected = {_upstream_key(k): v.shape for k, v in model.state_dict().items()}
     block_shape = (config["channels"], config["kernel"], config["kernel"])
     for s in range(len(model.flow.blocks)):

@@ -1,0 +1,100 @@
+"""Sweeps: coordinates from what checkpoints record, one job per checkpoint, combined results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from conftest import NEURALRG_RUN
+
+import rginspect
+from rginspect.cli import main
+from rginspect.engine import RunSettings
+from rginspect.model import RGFlowModel
+from rginspect.nn.architectures import rgflow_config
+from rginspect.physics import Phi4Action
+from rginspect.results import ResultsStore
+from rginspect.sweep import plan_sweep, run_sweep, sweep_coordinates
+
+KAPPAS = (0.2, 0.5)
+
+
+@pytest.fixture(scope="module")
+def phi4_checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phi4")
+    paths = []
+    for kappa in KAPPAS:
+        config = rgflow_config(channels=2, L=8, kernel=2, prior="gaussian", domain="field")
+        model = RGFlowModel.from_config(config, action=Phi4Action(8, kappa, 1.0))
+        paths.append(rginspect.save(model, folder / f"phi4_k{kappa}.pt"))
+    return paths
+
+
+def test_coordinates_come_from_the_recorded_action_and_training():
+    card = {
+        "action": {"name": "phi4", "L": 16, "kappa": 0.6, "lamb": 1.0, "n_channels": 2},
+        "data_shape": [2, 16, 16],
+        "provenance": {"training": {"steps": 3000}, "epoch": None},
+    }
+    assert sweep_coordinates(card) == {"kappa": 0.6, "lamb": 1.0, "L": 16.0, "steps": 3000.0}
+    ising = rginspect.load(NEURALRG_RUN).info()
+    assert sweep_coordinates(ising) == {"T": 2.269, "L": 8.0, "epoch": 400.0}
+
+
+def test_jobs_get_unique_folders(tmp_path):
+    jobs = plan_sweep(["a/model.pt", "b/model.pt", "c"], tmp_path, RunSettings())
+    assert [job.out.name for job in jobs] == ["model", "model-2", "c"]
+
+
+def test_sweep_combines_scalars_along_checkpoint(phi4_checkpoints, tmp_path):
+    out = tmp_path / "sweep"
+    missing = tmp_path / "missing.pt"
+    result = CliRunner().invoke(
+        main,
+        ["sweep", *map(str, phi4_checkpoints), str(NEURALRG_RUN), str(missing), "--plugins",
+         "likelihood,goldstone", "--samples", "64", "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    # the missing checkpoint fails the sweep's exit status but loses nothing else
+    assert result.exit_code == 1
+    assert "missing.pt" in result.output and "no such file" in result.output
+    sweep = ResultsStore(out / "sweep.nc").read()
+    likelihood = sweep["likelihood"].to_dataset()
+    assert list(likelihood.checkpoint.values) == ["phi4_k0.2", "phi4_k0.5", "ising_L8"]
+    np.testing.assert_array_equal(likelihood.kappa.values[:2], KAPPAS)
+    assert np.isnan(likelihood.kappa.values[2]) and likelihood["T"].values[2] == 2.269
+    for name in likelihood.checkpoint.values:  # each value is the one its own run stored
+        own = ResultsStore(out / name / "results.nc").read()["likelihood"].to_dataset()
+        assert float(likelihood.mean_total.sel(checkpoint=name)) == float(own.mean_total)
+    # goldstone does not apply to the one-component Ising field: skipped there, NaN in the sweep
+    goldstone = sweep["goldstone"].to_dataset()
+    assert np.isnan(goldstone.phase_concentration.sel(checkpoint="ising_L8"))
+    ising_run = ResultsStore(out / "ising_L8" / "results.nc").read()
+    assert ising_run["goldstone"].attrs["status"] == "skipped"
+    assert "2 components" in ising_run["goldstone"].attrs["error"]
+    html = (out / "sweep.html").read_text()
+    assert "likelihood across the sweep" in html and "kappa" in html
+
+
+def test_jobs_can_be_mapped_by_any_scheduler(phi4_checkpoints, tmp_path):
+    """The per-checkpoint work is a plain function over picklable jobs: a scheduler maps it."""
+    seen = []
+
+    def recording_map(function, jobs):
+        for job in jobs:
+            seen.append(job.checkpoint)
+            yield function(job)
+
+    settings = RunSettings(plugins="likelihood", samples=32, progress=False)
+    jobs = plan_sweep(map(str, phi4_checkpoints), tmp_path, settings)
+    outcomes, sweep_path = run_sweep(jobs, tmp_path, map_jobs=recording_map)
+    assert seen == [str(p) for p in phi4_checkpoints]
+    assert all(o.results_path is not None and not o.failed_analyses for o in outcomes)
+    combined = xr.open_datatree(sweep_path)["likelihood"].to_dataset()
+    assert combined.sizes["checkpoint"] == 2
+
+
+def test_sweep_with_nothing_usable_is_an_error(tmp_path):
+    result = CliRunner().invoke(main, ["sweep", str(tmp_path / "nope.pt"), "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "no checkpoint of the sweep could be analysed" in result.output
