@@ -15,4 +15,13 @@ from .traverse import Traverse
 
 @hookimpl
 def rginspect_analyses() -> list:
-    return [Summary(), Likelihood(), Receptive(), Traverse(), Mix(), Inpaint(), Disentangle(), Goldstone()]
+    return [
+        Summary(),
+        Likelihood(),
+        Receptive(),
+        Traverse(),
+        Mix(),
+        Inpaint(),
+        Disentangle(),
+        Goldstone(),
+    ]
