@@ -3,7 +3,9 @@ through the `rginspect` entry-point group."""
 
 from rginspect import hookimpl
 
+from .correlation import Correlation
 from .disentangle import Disentangle
+from .free_energy import FreeEnergy
 from .goldstone import Goldstone
 from .inpaint import Inpaint
 from .likelihood import Likelihood
@@ -24,4 +26,6 @@ def rginspect_analyses() -> list:
         Inpaint(),
         Disentangle(),
         Goldstone(),
+        Correlation(),
+        FreeEnergy(),
     ]

@@ -1,0 +1,201 @@
+"""correlation: FFT two-point function against loops, bootstrap errors against known variances, fits
+against exact curves, and the Metropolis-corrected flow against HMC on the action."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from rginspect_plugins.correlation import Correlation
+
+from rginspect.analysis import RunContext
+from rginspect.data.specs import DataBatch
+from rginspect.model import RGFlowModel
+from rginspect.nn.architectures import neuralrg_config, rgflow_config
+from rginspect.physics import Phi4Action, hmc
+from rginspect.physics.correlation import (
+    CorrelationEstimate,
+    bootstrap_weights,
+    chord_length,
+    estimate_correlation,
+    exponential_form,
+    integrated_autocorrelation_time,
+    power_form,
+    select_decay,
+    two_point_function,
+)
+from rginspect.train import train_field
+
+rng = np.random.default_rng(0)
+DEFAULTS = {name: parameter.default for name, parameter in Correlation.parameters.items()}
+
+
+def direct_two_point(fields: np.ndarray, periodic: bool) -> np.ndarray:
+    n, channels, L, _ = fields.shape
+    out = np.zeros((n, L // 2 + 1))
+    for r in range(L // 2 + 1):
+        total, pairs = np.zeros(n), 0
+        for i in range(L):
+            for j in range(L):
+                for di, dj in ((r, 0), (0, r)):
+                    a, b = i + di, j + dj
+                    if not periodic and (a >= L or b >= L):
+                        continue
+                    total += (fields[:, :, i, j] * fields[:, :, a % L, b % L]).sum(1)
+                    pairs += 1
+        out[:, r] = total / pairs
+    return out
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_fft_two_point_function_equals_double_loop(periodic):
+    fields = rng.normal(size=(3, 2, 6, 6)) + 0.5
+    got = two_point_function(torch.from_numpy(fields), periodic=periodic).numpy()
+    np.testing.assert_allclose(got, direct_two_point(fields, periodic), atol=1e-12)
+
+
+def test_connected_part_removes_the_mean_field():
+    """Per-channel offsets plus white noise: full C(r ≥ 1) = Σ_c m_c², connected C(r ≥ 1) = 0;
+    with open boundaries a fixed per-pixel pattern is removed too."""
+    m = np.array([0.7, -0.4])
+    fields = m[None, :, None, None] + rng.normal(size=(2000, 2, 8, 8))
+    full = estimate_correlation(torch.from_numpy(fields), n_resamples=100, rng=rng)
+    connected = estimate_correlation(
+        torch.from_numpy(fields), connected=True, n_resamples=100, rng=rng
+    )
+    assert np.all(np.abs(full.value[1:] - (m**2).sum()) < 4 * full.error[1:])
+    assert np.all(np.abs(connected.value[1:]) < 4 * connected.error[1:])
+    assert connected.value[0] == pytest.approx(2.0, abs=0.03)  # Σ_c Var φ_c = 2
+    pattern = rng.uniform(0, 1, size=(1, 3, 8, 8))
+    images = pattern + 0.1 * rng.normal(size=(2000, 3, 8, 8))
+    open_connected = estimate_correlation(
+        torch.from_numpy(images), connected=True, periodic=False, n_resamples=100, rng=rng
+    )
+    assert np.all(np.abs(open_connected.value[1:]) < 4 * open_connected.error[1:])
+
+
+def test_block_bootstrap_sees_repeated_samples():
+    """Each state held k times (as a Metropolis chain does): τ_int ≈ k and the block bootstrap error
+    ≈ √k times the naive one, which a plain bootstrap misses."""
+    n_states, k = 2000, 8
+    states = np.repeat(rng.normal(size=(n_states, 1, 4, 4)), k, axis=0)
+    series = two_point_function(torch.from_numpy(states))[:, 1].numpy()
+    assert integrated_autocorrelation_time(series) == pytest.approx(k, rel=0.15)
+    chain = estimate_correlation(torch.from_numpy(states), block_length=None, rng=rng)
+    naive = estimate_correlation(torch.from_numpy(states), block_length=1, rng=rng)
+    independent = estimate_correlation(torch.from_numpy(states[::k]), block_length=1, rng=rng)
+    np.testing.assert_allclose(chain.error, independent.error, rtol=0.25)
+    np.testing.assert_allclose(naive.error * np.sqrt(k), independent.error, rtol=0.25)
+    weights = bootstrap_weights(10, 5, block_length=3, rng=rng)
+    np.testing.assert_allclose(weights.sum(1), 1)
+
+
+def synthetic(truth: np.ndarray, relative: float) -> CorrelationEstimate:
+    """A measured curve: truth plus Gaussian noise, with as many resamples drawn the same way."""
+    error = relative * np.abs(truth) + 1e-4
+    draws = truth + error * rng.normal(size=(201, len(truth)))
+    return CorrelationEstimate(
+        np.arange(len(truth)), draws[0], error, draws[1:], block_length=1, autocorrelation_time=1
+    )
+
+
+@pytest.mark.parametrize("period", [16, None])
+def test_fits_recover_xi_and_label_exponential_decay(period):
+    r = np.arange(9)
+    estimate = synthetic(exponential_form(r, 2.0, 2.5, period), 0.02)
+    selection = select_decay(estimate, period=period)
+    exponential, power = selection.fits
+    assert abs(exponential.parameters[1] - 2.5) < 3 * selection.xi_error
+    assert selection.best == "exponential"
+    assert selection.confidence > 0.9
+    assert selection.akaike_weights[0] > 0.9
+    assert exponential.chi2 < power.chi2
+
+
+@pytest.mark.parametrize("period", [16, None])
+def test_fits_recover_eta_and_label_power_law_decay(period):
+    r = np.arange(9)
+    truth = np.r_[3.0, power_form(r[1:], 1.5, 0.25, period)]  # r = 0 is never fitted
+    estimate = synthetic(truth, 0.005)
+    selection = select_decay(estimate, period=period)
+    assert abs(selection.fits[1].parameters[1] - 0.25) < 3 * selection.eta_error
+    assert selection.best == "power law"
+    assert selection.confidence > 0.9
+    assert 0.9 * 1.5 < selection.fits[1].parameters[0] < 1.1 * 1.5
+
+
+@pytest.mark.parametrize("eta, phase", [(0.15, "power law"), (0.6, "exponential")])
+def test_bkt_bound_turns_a_steep_power_law_into_disorder(eta, phase):
+    r = np.arange(9)
+    truth = np.r_[3.0, power_form(r[1:], 1.5, eta, 16)]
+    selection = select_decay(synthetic(truth, 0.005), period=16, eta_max=0.25)
+    assert selection.best == "power law"  # the AIC choice is unchanged
+    assert selection.phase == phase
+    assert selection.confidence > 0.9
+    assert select_decay(synthetic(truth, 0.005), period=16).phase == "power law"
+
+
+def test_chord_length_is_symmetric_on_the_torus():
+    assert chord_length(np.array([3.0]), 16) == pytest.approx(chord_length(np.array([13.0]), 16))
+    assert chord_length(np.array([8.0]), 16) == pytest.approx(16 / np.pi)
+
+
+def test_metropolis_corrected_flow_matches_hmc():
+    """L = 4 φ⁴ at κ = 0.2, λ = 0.3: a flow trained for a few hundred steps, corrected by
+    independence Metropolis, against HMC on the action (errors from resampling whole chains): every
+    C(r) within 4 combined σ. The flow's own samples miss by far more, so the test has power.
+    At λ = 1 these small flows keep KL ≈ 0.2 nats/site; the chain's rare long holds then make
+    bootstrap errors too small by a factor 2–4, so λ is lowered to keep the weights tame."""
+    L, action = 4, Phi4Action(4, kappa=0.2, lamb=0.3)
+    torch.manual_seed(0)
+    model = RGFlowModel.from_config(
+        neuralrg_config(channels=2, L=L, nlayers=2, nmlp=1, nhidden=16), action=action
+    )
+    train_field(model, steps=300, batch_size=128, lr=3e-3, progress=False)
+    result = Correlation().run(RunContext(model, DEFAULTS, seed=1))
+    n_chains = 64
+    reference = hmc(
+        action, 8192, n_chains=n_chains, step_size=0.1, n_leapfrog=10, n_burnin=100, thin=2,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    chains = reference.samples.reshape(-1, n_chains, 2, L, L).transpose(0, 1).reshape(-1, 2, L, L)
+    exact = estimate_correlation(chains, block_length=len(chains) // n_chains, rng=rng)
+    sigma = np.hypot(result.correlation_error.values, exact.error)
+    assert np.all(np.abs(result.correlation.values - exact.value) < 4 * sigma)
+    assert float(result.acceptance_rate) > 0.2
+    assert result.attrs["label"] == "undetermined"  # r = 1, 2 only: too few distances to fit
+
+    plain = Correlation().run(RunContext(model, {**DEFAULTS, "metropolis": False}, seed=1))
+    sigma = np.hypot(plain.correlation_error.values, exact.error)
+    assert np.max(np.abs(plain.correlation.values - exact.value) / sigma) > 8
+    assert np.isnan(float(plain.acceptance_rate))
+
+
+def separable_ar1_images(n: int, L: int, xi: float) -> np.ndarray:
+    """Gaussian images with covariance exp(−|Δi|/ξ − |Δj|/ξ): an AR(1) process along each axis."""
+    a = np.exp(-1 / xi)
+    g = rng.normal(size=(n, 3, L, L))
+    for axis in (2, 3):
+        g = np.moveaxis(g, axis, -1)
+        for k in range(1, L):
+            g[..., k] = a * g[..., k - 1] + np.sqrt(1 - a**2) * g[..., k]
+        g = np.moveaxis(g, -1, axis)
+    return g
+
+
+def test_image_correlation_recovers_the_correlation_length(tmp_path):
+    """Images 0.5 + 0.08 g with Gaussian g of known exponential covariance: the connected pixel
+    correlation along an axis is 3 · 0.08² · e^{−r/ξ}, ξ = 2."""
+    images = np.clip(0.5 + 0.08 * separable_ar1_images(3000, 16, 2.0), 0, 1)
+    model = RGFlowModel.from_config(rgflow_config(channels=3, L=16, kernel=4, nhidden=8))
+    data = DataBatch(images_or_fields=images.astype(np.float32), source="AR(1) images")
+    result = Correlation().run(RunContext(model, {**DEFAULTS, "samples": 3000}, seed=0, data=data))
+    assert abs(float(result.xi) - 2.0) < 4 * float(result.xi_error)
+    assert float(result.amplitude.sel(form="exponential")) == pytest.approx(3 * 0.08**2, rel=0.1)
+    assert result.attrs["label"] == "short-range (exponential)"
+    assert np.isnan(float(result.acceptance_rate))
+    path = tmp_path / "correlation.nc"
+    result.to_netcdf(path, engine="h5netcdf")
+    section = Correlation().render(xr.load_dataset(path, engine="h5netcdf"))
+    assert "short-range" in section.text and len(section.tables) == 1
