@@ -154,6 +154,7 @@ class Correlation(Analysis):
                 ),
                 "eta": ((), eta, {"long_name": "power-law exponent η"}),
                 "eta_error": ((), eta_error, {"long_name": "bootstrap 68% half-width"}),
+                "label": ((), label, {"long_name": "phase read from the decay of C(r)"}),
                 "label_confidence": (
                     (),
                     confidence,
@@ -175,7 +176,6 @@ class Correlation(Analysis):
                 "form": list(FORMS),
             },
             attrs={
-                "label": label,
                 "source": source,
                 "sampler": sampler,
                 "domain": model.domain,
@@ -256,7 +256,7 @@ class Correlation(Analysis):
                 )
             )
             text = (
-                f"Label: {a['label']}, chosen in {float(dataset.label_confidence):.0%} of "
+                f"Label: {dataset.label.item()}, chosen in {float(dataset.label_confidence):.0%} of "
                 "bootstrap resamples (Akaike weight "
                 f"{float(dataset.akaike_weight.max()):.2f})."
             )
@@ -269,7 +269,7 @@ class Correlation(Analysis):
                 )
             if float(dataset.label_confidence) < 0.8:
                 text += " The data do not decide between the two forms at this noise level."
-            if a.get("n_channels") == 2 and a["label"] == LABELS["field"]["exponential"]:
+            if a.get("n_channels") == 2 and dataset.label.item() == LABELS["field"]["exponential"]:
                 if dataset.aic.values[1] < dataset.aic.values[0]:
                     text += (
                         f" A power law fits better, but with η = {float(dataset.eta):.2g} above "

@@ -164,7 +164,7 @@ def test_metropolis_corrected_flow_matches_hmc():
     sigma = np.hypot(result.correlation_error.values, exact.error)
     assert np.all(np.abs(result.correlation.values - exact.value) < 4 * sigma)
     assert float(result.acceptance_rate) > 0.2
-    assert result.attrs["label"] == "undetermined"  # r = 1, 2 only: too few distances to fit
+    assert result.label.item() == "undetermined"  # r = 1, 2 only: too few distances to fit
 
     plain = Correlation().run(RunContext(model, {**DEFAULTS, "metropolis": False}, seed=1))
     sigma = np.hypot(plain.correlation_error.values, exact.error)
@@ -193,7 +193,7 @@ def test_image_correlation_recovers_the_correlation_length(tmp_path):
     result = Correlation().run(RunContext(model, {**DEFAULTS, "samples": 3000}, seed=0, data=data))
     assert abs(float(result.xi) - 2.0) < 4 * float(result.xi_error)
     assert float(result.amplitude.sel(form="exponential")) == pytest.approx(3 * 0.08**2, rel=0.1)
-    assert result.attrs["label"] == "short-range (exponential)"
+    assert result.label.item() == "short-range (exponential)"
     assert np.isnan(float(result.acceptance_rate))
     path = tmp_path / "correlation.nc"
     result.to_netcdf(path, engine="h5netcdf")
