@@ -7,9 +7,11 @@ from .correlation import Correlation
 from .disentangle import Disentangle
 from .free_energy import FreeEnergy
 from .goldstone import Goldstone
+from .holography import Holography
 from .inpaint import Inpaint
 from .likelihood import Likelihood
 from .mix import Mix
+from .mutual_info import MutualInfo
 from .receptive import Receptive
 from .summary import Summary
 from .traverse import Traverse
@@ -28,4 +30,6 @@ def rginspect_analyses() -> list:
         Goldstone(),
         Correlation(),
         FreeEnergy(),
+        MutualInfo(),
+        Holography(),
     ]

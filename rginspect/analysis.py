@@ -95,6 +95,24 @@ class RunContext:
             return x, logdet, self.data.source
         return values, torch.zeros(len(values), dtype=values.dtype, device=device), self.data.source
 
+    def target_inputs(self, n: int, *, offset: int = 0) -> tuple[torch.Tensor, str]:
+        """Up to n inputs from the distribution the model was trained to match, for analyses that
+        must not use the model's own samples (their latents are independent by construction):
+        the run's data, else HMC samples of the model's action, else (with a note) model samples."""
+        model = self.model
+        if self.data is None and model.action is not None:
+            from .physics import hmc
+
+            result = hmc(
+                model.action, n, n_chains=64, n_burnin=300, generator=self.generator(offset)
+            )
+            x = result.samples.to(model.prior.scale)
+            return x, f"HMC samples of the action (acceptance {result.acceptance_rate:.0%})"
+        x, _, source = self.model_inputs(n, offset=offset)
+        if self.data is None:
+            source += " (latents of a model's own samples are independent by construction)"
+        return x, source
+
 
 class Analysis:
     """Base class for analyses. Subclasses set the class attributes and implement run and render."""

@@ -1,0 +1,192 @@
+"""holography: the bulk geometry that residual mutual information between latents defines.
+
+After Hu, Li, Wang, You (PRR 2, 023369): each latent is a bulk point at its boundary position x (on
+the periodic lattice) and depth z = 2^level. If the flow is a holographic map, the residual mutual
+information decays with bulk distance, I_ij = I_0 exp(−d_ij/ξ), and in the hyperbolic upper half
+space with radius R
+    cosh(d_ij / R) = 1 + (|Δx|² + (z_i − z_j)²) / (2 z_i z_j).
+With distances in units of ξ this is a straight line, ln I_ij = ln I_0 − R·g_ij with
+g_ij = arccosh(…) the unit-radius geodesic; a flat bulk gives ln I_ij = ln I_0 − s·|(Δx, Δz)|. Both
+are fitted on the pairs whose MI stands above the noise floor; the better R² says which geometry the
+flow's latents follow. R's error is the spread over bootstrap resamples of the inputs. The distances
+−ln(I_ij/I_0) are also embedded in the plane by metric MDS, to look at.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from sklearn.manifold import MDS
+
+from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.information import (
+    pairwise_gaussian_mi,
+    periodic_distance,
+    shuffled,
+    site_vectors,
+)
+
+GEOMETRIES = ("hyperbolic", "flat")
+
+
+class Holography(Analysis):
+    name = "holography"
+    description = (
+        "Bulk geometry from residual MI between latents: hyperbolic radius R vs a flat fit"
+    )
+    version = "1"
+    parameters = {
+        "samples": Parameter(int, 4096, "inputs to encode"),
+        "resamples": Parameter(int, 20, "bootstrap resamples of the inputs for R's error"),
+    }
+    domains = ("field",)
+
+    @torch.no_grad()
+    def run(self, context: RunContext) -> xr.Dataset:
+        model, settings = context.model, context.parameters
+        x, source = context.target_inputs(settings["samples"])
+        vectors = site_vectors(model.encode(x)[0].double().cpu().numpy())
+        L = model.data_shape[1]
+        level = model.latent_level[0].ravel()
+        rows, cols = np.divmod(np.arange(L * L), L)
+        depth = 2.0**level
+        geodesic, flat = bulk_distances(rows, cols, depth, L)
+        rng = np.random.default_rng(context.seed)
+        floor = float(np.nanpercentile(pairwise_gaussian_mi(shuffled(vectors, rng)), 99))
+        mi = pairwise_gaussian_mi(vectors)
+        upper = np.triu(np.ones_like(mi, dtype=bool), 1)
+        reliable = upper & (mi > floor)
+        if reliable.sum() < 3:
+            raise ValueError(
+                f"only {int(reliable.sum())} latent pairs have MI above the noise floor "
+                f"({floor:.2g} nats): use more samples"
+            )
+        fits = {
+            "hyperbolic": line_fit(geodesic[reliable], np.log(mi[reliable])),
+            "flat": line_fit(flat[reliable], np.log(mi[reliable])),
+        }
+        radii = []
+        for _ in range(settings["resamples"]):
+            resample = vectors[rng.integers(0, len(vectors), len(vectors))]
+            mi_b = pairwise_gaussian_mi(resample)
+            keep = upper & (mi_b > floor)
+            radii.append(line_fit(geodesic[keep], np.log(mi_b[keep]))[0])
+        log_i0 = fits["hyperbolic"][1]
+        dissimilarity = np.clip(
+            log_i0 - np.log(np.where(upper | upper.T, np.maximum(mi, floor), 1)), 0, None
+        )
+        np.fill_diagonal(dissimilarity, 0)
+        embedding = MDS(
+            n_components=2, metric="precomputed", init="classical_mds", random_state=context.seed
+        ).fit_transform((dissimilarity + dissimilarity.T) / 2)
+        pair_i, pair_j = np.nonzero(reliable)
+        return xr.Dataset(
+            {
+                "radius": ((), fits["hyperbolic"][0], {"long_name": "hyperbolic radius R / ξ"}),
+                "radius_err": ((), float(np.std(radii, ddof=1)), {"long_name": "bootstrap std"}),
+                "slope": ("geometry", [fits[g][0] for g in GEOMETRIES]),
+                "log_i0": ("geometry", [fits[g][1] for g in GEOMETRIES], {"units": "ln nats"}),
+                "r2": ("geometry", [fits[g][2] for g in GEOMETRIES], {"long_name": "R² of ln I"}),
+                "pair_mi": ("pair", mi[reliable], {"units": "nats"}),
+                "pair_geodesic": ("pair", geodesic[reliable], {"long_name": "unit-R geodesic"}),
+                "pair_flat": ("pair", flat[reliable], {"long_name": "|(Δx, Δz)|"}),
+                "pair_levels": (("pair", "end"), np.stack([level[pair_i], level[pair_j]], 1)),
+                "embedding": (("site", "axis"), embedding),
+                "noise_floor": ((), floor, {"units": "nats", "long_name": "99th pct of shuffled"}),
+            },
+            coords={
+                "geometry": list(GEOMETRIES),
+                "site": np.arange(L * L),
+                "site_level": ("site", level),
+                "axis": ["u", "v"],
+            },
+            attrs={
+                "source": source,
+                "samples": len(vectors),
+                "reliable_pairs": int(reliable.sum()),
+                "all_pairs": int(upper.sum()),
+            },
+        )
+
+    def render(self, dataset: xr.Dataset) -> Section:
+        figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        log_mi = np.log(dataset.pair_mi.values)
+        same = dataset.pair_levels.values[:, 0] == dataset.pair_levels.values[:, 1]
+        for ax, geometry, distance, label in [
+            (
+                axes[0],
+                "hyperbolic",
+                dataset.pair_geodesic.values,
+                "geodesic arccosh(1 + …) (R = 1)",
+            ),
+            (axes[1], "flat", dataset.pair_flat.values, "flat distance |(Δx, Δz)|"),
+        ]:
+            ax.scatter(distance[same], log_mi[same], s=2, alpha=0.3, label="same level")
+            ax.scatter(distance[~same], log_mi[~same], s=2, alpha=0.3, label="across levels")
+            line = np.linspace(distance.min(), distance.max(), 50)
+            fit = dataset.sel(geometry=geometry)
+            ax.plot(line, float(fit.log_i0) - float(fit.slope) * line, color="black")
+            ax.set_xlabel(label)
+            ax.set_ylabel("ln I (nats)")
+            ax.set_title(f"{geometry}: R² = {float(fit.r2):.3f}", fontsize=9)
+            ax.legend(fontsize=7, markerscale=4)
+        points = axes[2].scatter(
+            dataset.embedding[:, 0],
+            dataset.embedding[:, 1],
+            c=dataset.site_level,
+            s=8,
+            cmap="viridis",
+        )
+        figure.colorbar(points, ax=axes[2], label="RG level")
+        axes[2].set_title("bulk embedded by MDS of −ln(I/I₀)", fontsize=9)
+        axes[2].set_aspect("equal")
+        figure.tight_layout()
+        table = pd.DataFrame(
+            {
+                "geometry": dataset.geometry.values,
+                "scale (R/ξ or s/ξ)": dataset.slope.values,
+                "ln I₀": dataset.log_i0.values,
+                "R² of ln I": dataset.r2.values,
+            }
+        )
+        winner = GEOMETRIES[int(np.argmax(dataset.r2.values))]
+        return Section(
+            title="Holographic bulk geometry",
+            how_to_read=(
+                "Latents are bulk points (position, depth 2^level); if residual mutual information "
+                "decays with hyperbolic distance, the learned map is holographic with radius R."
+            ),
+            figures=[
+                Figure(
+                    figure,
+                    f"Pairs above the noise floor ({dataset.attrs['reliable_pairs']} of {dataset.attrs['all_pairs']}) from {dataset.attrs['samples']} {dataset.attrs['source']}.",
+                )
+            ],
+            tables=[Table(table, "Straight-line fits of ln I against each geometry's distance")],
+            text=(
+                f"R = {float(dataset.radius):.3g} ± {float(dataset.radius_err):.2g} ξ. The {winner} "
+                f"geometry fits better (R² {dataset.r2.sel(geometry='hyperbolic').item():.3f} "
+                f"hyperbolic vs {dataset.r2.sel(geometry='flat').item():.3f} flat)."
+            ),
+        )
+
+
+def bulk_distances(
+    rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, L: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-radius hyperbolic geodesics and flat distances between all bulk points."""
+    boundary = periodic_distance(rows, cols, L)
+    dz = depth[:, None] - depth[None, :]
+    geodesic = np.arccosh(1 + (boundary**2 + dz**2) / (2 * depth[:, None] * depth[None, :]))
+    return geodesic, np.hypot(boundary, dz)
+
+
+def line_fit(distance: np.ndarray, log_mi: np.ndarray) -> tuple[float, float, float]:
+    """ln I = ln I₀ − slope·d by least squares: (slope, ln I₀, R²)."""
+    slope, intercept = np.polyfit(distance, log_mi, 1)
+    residual = log_mi - (intercept + slope * distance)
+    r2 = 1 - residual.var() / log_mi.var()
+    return float(-slope), float(intercept), float(r2)
