@@ -1,5 +1,8 @@
 """goldstone: does the flow store the O(2) field's global phase in its top-level latents?
 
+Measured on fields of the target ensemble (the data, else HMC samples of the action), whose global
+phase is uniform, not on the flow's own samples, which a reverse-KL flow often pins to one phase.
+
 A field with a U(1) symmetry has a soft global mode, the phase θ = arg Σ_x φ_x. An RG flow that
 learned the symmetry should carry it at the coarsest level, where one latent pair sees the whole
 lattice. Measured as the circular association between θ and the phase ψ of each top-level latent
@@ -41,7 +44,7 @@ class Goldstone(Analysis):
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
         model = context.model
-        x, _, source = context.model_inputs(context.parameters["samples"])
+        x, source = context.target_inputs(context.parameters["samples"])
         z = model.encode(x)[0].double().cpu().numpy()
         fields = x.double().cpu().numpy()
         total = fields.sum(axis=(2, 3))
@@ -119,7 +122,7 @@ class Goldstone(Analysis):
         if concentration > 0.5:
             verdict += (
                 f" Note: the samples' global phase is concentrated (|⟨exp iθ⟩| = {concentration:.2f};"
-                " 0 for an O(2)-symmetric ensemble): the flow breaks the symmetry, so there is "
+                " 0 for an O(2)-symmetric ensemble): these fields barely vary it, so there is "
                 "little global phase for any latent to carry"
             )
         return Section(

@@ -61,10 +61,11 @@ class Receptive(Analysis):
         levels = model.latent_level.ravel()
         channel, row, col = np.unravel_index(np.arange(model.n_latents), model.data_shape)
         shown = strongest_per_level(levels, mass, settings["per_level"])
-        per_latent = {"units": "pixels"}
+        site = "pixels" if model.domain == "image" else "sites"
+        per_latent = {"units": site}
         return xr.Dataset(
             {
-                "rf_mass": ("latent", mass, {"long_name": "Σ over pixels of the receptive field"}),
+                "rf_mass": ("latent", mass, {"long_name": "Σ over sites of the receptive field"}),
                 "centre_y": ("latent", centre_y, per_latent),
                 "centre_x": ("latent", centre_x, per_latent),
                 "radius": (
@@ -75,12 +76,12 @@ class Receptive(Analysis):
                 "area50": (
                     "latent",
                     area50,
-                    per_latent | {"long_name": "pixels holding 50% of mass"},
+                    per_latent | {"long_name": "sites holding 50% of mass"},
                 ),
                 "area90": (
                     "latent",
                     area90,
-                    per_latent | {"long_name": "pixels holding 90% of mass"},
+                    per_latent | {"long_name": "sites holding 90% of mass"},
                 ),
                 "rf_map": (
                     ("shown", "y", "x"),
@@ -131,10 +132,11 @@ class Receptive(Analysis):
         attrs = dataset.attrs
         table = level_table(dataset)
         growth = size_growth(table)
+        unit = dataset.radius.attrs["units"]
         return Section(
             title="Receptive fields",
             how_to_read=(
-                "How much each latent moves each pixel: Σ_c |∂x_c/∂z| averaged over "
+                f"How much each latent moves each of the {unit}: Σ_c |∂x_c/∂z| averaged over "
                 f"{attrs['samples']} {attrs['source']}. Fine levels should act locally, coarse levels "
                 "globally, sizes roughly doubling per level."
             ),
@@ -151,13 +153,13 @@ class Receptive(Analysis):
                     "Mean receptive field of each level, every latent moved to the centre.",
                 ),
             ],
-            tables=[Table(table, "Medians over the latents of each level")],
+            tables=[Table(table, f"Medians over the latents of each level (sizes in {unit})")],
             text=(
                 f"Radius grows ×{growth:.2f} per level (fit of log radius on level). "
                 f"Exact Jacobian by {attrs['method']} in {attrs['seconds']:.2f} s. Forward-mode "
                 f"compression needs {attrs['probes']} probes for {attrs['n_latents']} latents; no "
                 f"colouring can use fewer than {attrs['overlap_clique']} (latents with pairwise "
-                f"overlapping cones), above the {attrs['probe_lower_bound']} latents sharing one pixel."
+                f"overlapping cones), above the {attrs['probe_lower_bound']} latents sharing one site."
             ),
         )
 
@@ -230,9 +232,9 @@ def level_table(dataset: xr.Dataset) -> pd.DataFrame:
         {
             "level": medians.latent_level.values,
             "latents": grouped.count()["radius"].values,
-            "radius (px)": medians.radius.values,
-            "area 50% (px)": medians.area50.values,
-            "area 90% (px)": medians.area90.values,
+            "radius": medians.radius.values,
+            "area 50%": medians.area50.values,
+            "area 90%": medians.area90.values,
             "mass": medians.rf_mass.values,
         }
     )
@@ -240,10 +242,10 @@ def level_table(dataset: xr.Dataset) -> pd.DataFrame:
 
 def size_growth(table: pd.DataFrame) -> float:
     """Factor by which the median radius grows per level (least squares on log2)."""
-    usable = table[table["radius (px)"] > 0]
+    usable = table[table["radius"] > 0]
     if len(usable) < 2:
         return float("nan")
-    slope = np.polyfit(usable["level"], np.log2(usable["radius (px)"]), 1)[0]
+    slope = np.polyfit(usable["level"], np.log2(usable["radius"]), 1)[0]
     return float(2**slope)
 
 
@@ -277,8 +279,8 @@ def size_plot(dataset: xr.Dataset) -> plt.Figure:
     level = dataset.latent_level.values
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(level))
     for ax, name, label in [
-        (axes[0], "radius", "radius (pixels)"),
-        (axes[1], "area90", "area holding 90% (pixels)"),
+        (axes[0], "radius", f"radius ({dataset.radius.attrs['units']})"),
+        (axes[1], "area90", f"area holding 90% ({dataset.radius.attrs['units']})"),
     ]:
         values = dataset[name].values
         ax.scatter(level + jitter, values, s=2, alpha=0.3, color="tab:blue")
