@@ -43,8 +43,9 @@ from rginspect.physics.correlation import (
     select_decay,
 )
 
-LABELS = {
-    "field": {"exponential": "disordered", "power law": "quasi-long-range order"},
+LABELS = {  # what each decay form means: O(2) fields order quasi-long-range, others are critical
+    "o2": {"exponential": "disordered", "power law": "quasi-long-range order"},
+    "field": {"exponential": "disordered", "power law": "critical (power law)"},
     "image": {"exponential": "short-range (exponential)", "power law": "scale-free (power law)"},
 }
 
@@ -124,7 +125,8 @@ class Correlation(Analysis):
             chi2 = np.array([fit.chi2 for fit in selection.fits])
             aic = np.array([fit.aic for fit in selection.fits])
             weights, wins = selection.akaike_weights, selection.win_fraction
-            label, confidence = LABELS[model.domain][selection.phase], selection.confidence
+            kind = "o2" if eta_max is not None else model.domain
+            label, confidence = LABELS[kind][selection.phase], selection.confidence
             with np.errstate(divide="ignore"):
                 curves = np.array([fit(distance, period) for fit in selection.fits])
             curves[~np.isfinite(curves)] = np.nan
@@ -269,7 +271,7 @@ class Correlation(Analysis):
                 )
             if float(dataset.label_confidence) < 0.8:
                 text += " The data do not decide between the two forms at this noise level."
-            if a.get("n_channels") == 2 and dataset.label.item() == LABELS["field"]["exponential"]:
+            if a.get("n_channels") == 2 and dataset.label.item() == LABELS["o2"]["exponential"]:
                 if dataset.aic.values[1] < dataset.aic.values[0]:
                     text += (
                         f" A power law fits better, but with η = {float(dataset.eta):.2g} above "
