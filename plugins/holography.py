@@ -24,10 +24,12 @@ from sklearn.manifold import MDS
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.information import (
     pairwise_gaussian_mi,
+    pairwise_mi_bytes,
     periodic_distance,
     shuffled,
     site_vectors,
 )
+from rginspect.model import RGFlowModel
 
 GEOMETRIES = ("hyperbolic", "flat")
 
@@ -43,6 +45,9 @@ class Holography(Analysis):
         "resamples": Parameter(int, 20, "bootstrap resamples of the inputs for R's error"),
     }
     domains = ("field",)
+
+    def memory_estimate(self, model: RGFlowModel, parameters: dict) -> int:
+        return pairwise_mi_bytes(model)
 
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:

@@ -21,10 +21,12 @@ from rginspect.information import (
     gaussian_total_correlation,
     knn_mi,
     pairwise_gaussian_mi,
+    pairwise_mi_bytes,
     periodic_distance,
     shuffled,
     site_vectors,
 )
+from rginspect.model import RGFlowModel
 
 
 class MutualInfo(Analysis):
@@ -37,6 +39,9 @@ class MutualInfo(Analysis):
             int, 60, "scalar pairs checked with the k-nearest-neighbour estimator"
         ),
     }
+
+    def memory_estimate(self, model: RGFlowModel, parameters: dict) -> int:
+        return pairwise_mi_bytes(model)
 
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:

@@ -25,6 +25,7 @@ from rginspect.jacobian import (
     probe_lower_bound,
     receptive_fields,
 )
+from rginspect.model import RGFlowModel
 
 SOURCES = ("data", "prior")
 
@@ -41,6 +42,10 @@ class Receptive(Analysis):
         "method": Parameter(str, "auto", "Jacobian method: auto, blocks or probes"),
         "per_level": Parameter(int, 4, "receptive-field maps kept per level (strongest latents)"),
     }
+
+    def memory_estimate(self, model: RGFlowModel, parameters: dict) -> int:
+        # the Jacobian values over the cone, float32, held about four times while composing
+        return 16 * parameters["samples"] * model.cone_matrix().nnz
 
     def run(self, context: RunContext) -> xr.Dataset:
         model, settings = context.model, context.parameters

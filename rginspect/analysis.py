@@ -137,6 +137,11 @@ class Analysis:
             )
         return None
 
+    def memory_estimate(self, model: RGFlowModel, parameters: dict[str, Any]) -> int:
+        """Rough peak memory in bytes of `run` with these parameters, so the engine can refuse
+        before the OS kills the run (--max-memory). 0: no estimate (small analyses)."""
+        return 0
+
     def run(self, context: RunContext) -> xarray.Dataset:
         raise NotImplementedError
 

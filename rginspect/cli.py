@@ -87,6 +87,8 @@ def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_js
                    f"{training.get('final_loss'):.4g}")  # fmt: skip
 
 
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
+
 DEMO = [("msds1_rgflow.pt", "msds1:256"), ("phi4_L16.pt", None)]
 
 
@@ -106,6 +108,10 @@ def analysis_options(command):
         click.option("--samples", type=int, help="Inputs per analysis (default: each analysis' own)."),
         trust_option,
         click.option("--resume", is_flag=True, help="Reuse finished analyses with the same inputs."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                     help="Stop an analysis after this many seconds (it is reported as failed)."),
+        click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), metavar="GIB",
+                     help="Refuse analyses expected to need more (default: the memory available)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -127,6 +133,8 @@ def _run_settings(data: str | None, options: dict[str, Any]):
         trust_checkpoint=options["trust_checkpoint"],
         resume=options["resume"],
         progress=not options["quiet"],
+        timeout=options["timeout"],
+        max_memory=int(options["max_memory"] * 2**30) if options["max_memory"] else None,
     )
 
 
@@ -151,6 +159,13 @@ def run_command(checkpoints, demo, out, data, **options) -> None:
         settings = _run_settings(job_data, options)
         try:
             result = run_checkpoint(checkpoint, target, settings)
+        except KeyboardInterrupt:
+            click.echo(
+                f"interrupted: the analyses that finished are in {target / 'results.nc'}; rerun "
+                "the same command with --resume to complete the rest",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
         except RGInspectError as error:  # the other checkpoints still run
             click.echo(f"error: {error}", err=True)
             status = max(status, error.exit_code)
@@ -174,7 +189,15 @@ def sweep_command(checkpoints, out, data, **options) -> None:
     out = out or Path("reports") / "sweep"
     settings = replace(_run_settings(data, options), strict=False)
     jobs = plan_sweep(checkpoints, out, settings)
-    outcomes, sweep_path = run_sweep(jobs, out)
+    try:
+        outcomes, sweep_path = run_sweep(jobs, out)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: finished checkpoints are in {out}; rerun the same command with "
+            "--resume to complete the sweep",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     status = 0
     for outcome in outcomes:
         if outcome.error:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import signal
+import threading
 import tomllib
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from .analysis import Analysis, RunContext
@@ -168,12 +172,73 @@ def _coerce(label: str, value: Any, kind: type) -> Any:
         ) from None
 
 
-def run_analysis(analysis: Analysis, context: RunContext) -> xr.Dataset:
-    """Run one analysis and check that it kept its side of the contract."""
-    dataset = analysis.run(context)
+class AnalysisTimeout(Exception):
+    """An analysis ran past --timeout."""
+
+
+def run_analysis(
+    analysis: Analysis, context: RunContext, timeout: float | None = None
+) -> xr.Dataset:
+    """Run one analysis (stopped after `timeout` seconds) and check that it kept its contract:
+    a Dataset with at least one finite number when it holds numbers at all."""
+    with time_limit(timeout):
+        dataset = analysis.run(context)
     if not isinstance(dataset, xr.Dataset):
         raise TypeError(f"returned {type(dataset).__name__}, not an xarray.Dataset")
+    numbers = [v.values for v in dataset.data_vars.values() if v.dtype.kind in "fc"]
+    if numbers and not any(np.isfinite(values).any() for values in numbers):
+        raise ValueError("returned no finite number (all NaN/Inf): nothing to store")
     return dataset
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise AnalysisTimeout in the main thread after `seconds` (SIGALRM; Unix, main thread only:
+    elsewhere the limit is not enforced). Long single C calls finish before the alarm lands."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise AnalysisTimeout(f"ran past --timeout {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def available_memory() -> int:
+    """Bytes this machine can still give (MemAvailable), or a large number where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def memory_refusal(
+    analysis: Analysis, model: RGFlowModel, parameters: dict[str, Any], limit: int
+) -> str | None:
+    """Why an analysis should not start: its own estimate of its peak memory exceeds the limit."""
+    needed = analysis.memory_estimate(model, parameters)
+    if needed <= limit:
+        return None
+    return (
+        f"needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB allowed "
+        f"(--max-memory); lower -p {analysis.name}.samples, analyse a smaller model, or use "
+        "--device cuda"
+    )
 
 
 @dataclass
@@ -191,6 +256,8 @@ class RunSettings:
     resume: bool = False
     progress: bool = True
     strict: bool = True  # False: named analyses that do not apply to a model are skipped
+    timeout: float | None = None  # seconds per analysis
+    max_memory: int | None = None  # bytes per analysis; None: what the machine has available
 
 
 @dataclass
@@ -221,8 +288,8 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
         analyses, settings.overrides, settings.config_file, samples=settings.samples
     )
     checkpoint_hash = file_sha256(Path(checkpoint)) if Path(checkpoint).exists() else ""
-    out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out / "results.nc")
+    store.discard_stale_copies()
     store.set_root_attrs(
         model_card=json.dumps(model.info(), default=str),
         checkpoint_path=str(checkpoint),
@@ -266,8 +333,12 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
         context = RunContext(
             model, values, settings.seed, settings.device, data, dict(results), out_dir=out
         )
+        limit = settings.max_memory or available_memory()
         try:
-            dataset = run_analysis(analysis, context)
+            refusal = memory_refusal(analysis, model, values, limit)
+            if refusal:
+                raise MemoryError(refusal)
+            dataset = run_analysis(analysis, context, settings.timeout)
         except Exception as error:  # a plugin's failure is reported, never fatal to the run
             message = f"{type(error).__name__}: {error}".splitlines()[0]
             store.record_failure(analysis.name, message, attrs)

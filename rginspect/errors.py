@@ -44,3 +44,9 @@ class DataSpecError(RGInspectError):
 
 class InvertibilityWarning(UserWarning):
     """decode(encode(x)) differs from x, or the two log-determinants do not cancel, after loading."""
+
+
+class OutputError(RGInspectError):
+    """Results or a report cannot be written: folder not writable, disk full."""
+
+    exit_code = 3

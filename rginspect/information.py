@@ -34,6 +34,13 @@ def pairwise_gaussian_mi(vectors: np.ndarray) -> np.ndarray:
     return mi
 
 
+def pairwise_mi_bytes(model) -> int:
+    """Peak memory of pairwise_gaussian_mi on a model's latent sites (joint blocks, float64, ×2)."""
+    channels, height, width = model.data_shape
+    sites = height * width
+    return 2 * sites**2 * (2 * channels) ** 2 * 8
+
+
 def shuffled(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each site's samples permuted independently: same marginals, no dependence between sites."""
     n, m = vectors.shape[:2]

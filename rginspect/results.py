@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .errors import OutputError
+
 BOOL_MARKER = "rginspect_dtype"  # netCDF has no booleans: stored as int8 with this attribute
 
 
@@ -77,6 +79,11 @@ class ResultsStore:
             tree = self.read()
             self._root_attrs = dict(tree.attrs)
             self._groups = {name: node.to_dataset() for name, node in tree.children.items()}
+
+    def discard_stale_copies(self) -> None:
+        """Remove temporary copies a killed writer left beside the file (call as its only writer)."""
+        for stale in self.path.parent.glob(".results-*.nc"):
+            stale.unlink(missing_ok=True)
 
     def set_root_attrs(self, **attrs: Any) -> None:
         self._root_attrs.update({key: _storable(value) for key, value in attrs.items()})
@@ -139,14 +146,22 @@ class ResultsStore:
     def _flush(self) -> None:
         groups = {name: _encode_bools(dataset) for name, dataset in self._groups.items()}
         tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=self._root_attrs), **groups})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".nc")
-        os.close(handle)
+        temporary = None
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(
+                dir=self.path.parent, prefix=".results-", suffix=".nc"
+            )
+            os.close(handle)
             tree.to_netcdf(temporary, engine="h5netcdf")
             os.replace(temporary, self.path)
+        except OSError as error:
+            raise OutputError(
+                f"cannot write {self.path} ({error.strerror or error}); free space or choose "
+                "another --out (what was saved before stays in the previous copy)"
+            ) from None
         finally:
-            if os.path.exists(temporary):
+            if temporary is not None and os.path.exists(temporary):
                 os.remove(temporary)
 
 

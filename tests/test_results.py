@@ -1,5 +1,6 @@
 """The results store: netCDF round trips, provenance, atomic replacement, --resume lookups."""
 
+import errno
 import hashlib
 import json
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from rginspect.errors import OutputError
 from rginspect.results import ResultsStore, file_sha256, provenance_attrs
 
 
@@ -68,10 +70,10 @@ def test_a_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
     def crash(self, path, **kwargs):
         open(path, "wb").write(b"half a file")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="No space left on device.*another --out"):
         store.write("second", example(), attrs())
     assert (tmp_path / "results.nc").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.nc"]

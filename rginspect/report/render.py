@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from markupsafe import Markup  # noqa: E402
 
 from ..analysis import Section  # noqa: E402
+from ..errors import OutputError  # noqa: E402
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("rginspect.report", "templates"),
@@ -76,14 +77,19 @@ def render_report(
 def write_report(path: Path, html: str) -> Path:
     """Write atomically, so a reader never sees half a report."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(html)
         os.replace(temporary, path)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write {path} ({error.strerror or error}); free space or choose another --out"
+        ) from None
     finally:
-        if os.path.exists(temporary):
+        if temporary is not None and os.path.exists(temporary):
             os.remove(temporary)
     return path
 
