@@ -72,6 +72,11 @@ class Goldstone(Analysis):
                     [max(phase_locking(global_phase, psi)) for psi in candidates],
                     {"long_name": "max over ± of |⟨exp i(θ ∓ ψ)⟩|"},
                 ),
+                "top_locking": (
+                    (),
+                    max(max(phase_locking(global_phase, psi)) for psi in candidates),
+                    {"long_name": "best phase locking of a top-level latent phase"},
+                ),
                 "baseline_locking": (
                     (),
                     baseline,

@@ -95,6 +95,11 @@ class Holography(Analysis):
                 "slope": ("geometry", [fits[g][0] for g in GEOMETRIES]),
                 "log_i0": ("geometry", [fits[g][1] for g in GEOMETRIES], {"units": "ln nats"}),
                 "r2": ("geometry", [fits[g][2] for g in GEOMETRIES], {"long_name": "R² of ln I"}),
+                "hyperbolic_advantage": (
+                    (),
+                    fits["hyperbolic"][2] - fits["flat"][2],
+                    {"long_name": "R² hyperbolic − R² flat (> 0: hyperbolic fits better)"},
+                ),
                 "pair_mi": ("pair", mi[reliable], {"units": "nats"}),
                 "pair_geodesic": ("pair", geodesic[reliable], {"long_name": "unit-R geodesic"}),
                 "pair_flat": ("pair", flat[reliable], {"long_name": "|(Δx, Δz)|"}),

@@ -58,10 +58,11 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
         and not key.endswith(ERROR_SUFFIXES)
         and np.isfinite(variable.values).any()
     ]
-    text = [key for key, variable in dataset.data_vars.items() if variable.dtype.kind in "US"]
+    text = [key for key, variable in dataset.data_vars.items() if variable.dtype.kind in "USO"]
+    shown = text + numeric  # labels first: the phase diagram reads from them
     figures = (
-        [Figure(_panels(dataset, numeric, axis), f"Scalar results of {name} against {axis}.")]
-        if numeric
+        [Figure(_panels(dataset, shown, axis), f"Scalar results of {name} against {axis}.")]
+        if shown
         else []
     )
     columns = {axis: dataset[axis].values, "checkpoint": dataset.checkpoint.values}
@@ -83,6 +84,17 @@ def _panels(dataset: xr.Dataset, names: list[str], axis: str) -> plt.Figure:
         ax.axis("off")
     x = dataset[axis].values
     for ax, name in zip(axes.ravel(), names, strict=False):
+        if dataset[name].dtype.kind in "USO":  # a label: one row per category
+            categories = sorted(set(dataset[name].values) - {""})
+            rows = [
+                categories.index(v) if v in categories else np.nan for v in dataset[name].values
+            ]
+            ax.plot(x, rows, "s", ms=7)
+            ax.set_yticks(range(len(categories)), categories, fontsize=7)
+            ax.set_ylim(-0.5, len(categories) - 0.5)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel(axis)
+            continue
         error = next(
             (dataset[name + s].values for s in ERROR_SUFFIXES if name + s in dataset), None
         )
