@@ -1,6 +1,7 @@
 """The command line, through click's runner: one-line errors with exit status 2, train -> info."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +93,32 @@ def test_training_is_reproducible_from_the_command(run, tmp_path):
         assert run(*arguments, tmp_path / name).exit_code == 0
     first, second = (rginspect.load(tmp_path / name).state_dict() for name in ("a.pt", "b.pt"))
     assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+IMAGE_MODEL = str(Path(rginspect.__file__).parent / "assets" / "msds1_rgflow.pt")
+FIELD_MODEL = str(Path(rginspect.__file__).parent / "assets" / "phi4_L16.pt")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ((IMAGE_MODEL, "--plugins", "recepitve"), "did you mean receptive"),
+        ((IMAGE_MODEL, "--plugins", "mix", "-p", "mix.images=0,1", "-p", "mix.x=1"), "'x'"),
+        (
+            (IMAGE_MODEL, "--plugins", "summary", "-p", "summary.samples"),
+            "analysis.parameter=value",
+        ),
+        ((IMAGE_MODEL, "--data", "npz:/nonexistent.npz"), "no such file"),
+        ((IMAGE_MODEL, "--data", "msds3"), "msds3"),
+        ((IMAGE_MODEL, "--plugins", "goldstone"), "for field models"),
+        ((FIELD_MODEL, "--plugins", "traverse"), "for image models"),
+        ((FIELD_MODEL, "--plugins", "summary", "--timeout", "-1"), "--timeout"),
+    ],
+)
+def test_run_usage_errors_are_one_line_with_exit_status_2(run, tmp_path, arguments, message):
+    result = run("run", *arguments, "--out", tmp_path / "out", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 or result.output.startswith("Usage:")  # click's own usage errors
+    assert not (tmp_path / "out" / "results.nc").exists()
