@@ -100,17 +100,17 @@ def test_a_real_analysis_is_refused_above_max_memory(tmp_path):
     assert error.startswith("MemoryError: needs about") and "receptive.samples" in error
 
 
-def test_unwritable_output_is_one_line_with_its_exit_code(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    if os.access(locked, os.W_OK):  # root ignores permissions
-        pytest.skip("running as root: permissions do not stop writes")
+def test_unwritable_output_is_one_line_with_its_exit_code(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):  # what a read-only folder does (chmod does not stop root)
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", denied)
     result = CliRunner().invoke(
-        main, ["run", PHI4, "--plugins", "summary", "--out", str(locked / "x")]
+        main, ["run", PHI4, "--plugins", "summary", "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 3
-    assert result.output.strip().startswith("error: cannot write")
+    assert result.output.startswith("error: cannot write") and "Permission denied" in result.output
+    assert result.output.count("\n") == 1
 
 
 # -- interrupted and killed runs, in a real process ---------------------------------------------

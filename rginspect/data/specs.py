@@ -202,7 +202,13 @@ def _load_npz(path: Path, key: str | None) -> DataBatch:
             key = keys[0] if key is None else key
             if key not in keys:
                 raise DataSpecError(f"{path} has no array {key!r}; it holds {keys}")
-            array, source = loaded[key], f"npz {path}#{key}"
+            source = f"npz {path}#{key}"
+            try:
+                array = loaded[key]
+            except ValueError as err:  # object arrays would need unpickling
+                raise DataSpecError(
+                    f"{source}: not a readable numpy array ({err}); save plain numbers"
+                ) from err
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise DataSpecError(f"{source}: dtype {array.dtype} is not real numbers")
     if array.ndim == 3:

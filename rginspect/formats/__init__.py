@@ -20,7 +20,10 @@ from ..errors import (
     UnknownFormatError,
 )
 from ..model import RGFlowModel
-from .base import CheckpointFormat
+from .base import CheckpointFormat, pickle_globals, untrusted_code_error
+
+# what torch.save itself writes into a pickle: rebuilding tensors and plain containers
+SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset")
 
 __all__ = ["CheckpointFormat", "available_formats", "detect_format", "load", "save"]
 
@@ -48,6 +51,9 @@ def detect_format(path: str | Path) -> CheckpointFormat:
             return checkpoint_format
     if not path.exists():
         raise CheckpointNotFoundError(f"{path}: no such file or folder; check the path")
+    code = sorted(g for g in pickle_globals(path) if not g.startswith(SAFE_GLOBAL_PREFIXES))
+    if path.is_file() and code:
+        raise untrusted_code_error(path, ", ".join(code))
     raise UnknownFormatError(
         f"{path}: no known checkpoint format recognises it (known: {', '.join(formats)}); "
         "pass format=... (--format) or install a plugin for it"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import pickletools
@@ -85,15 +86,12 @@ def read_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
     except pickle.UnpicklingError as error:
         blocked = re.search(r"GLOBAL ([\w.]+)", str(error))
         if blocked:
-            raise UntrustedCheckpointError(
-                f"{path}: loading it would run pickled code ({blocked.group(1)}); if you trust the "
-                "file's author, rerun with --trust-checkpoint (trust_checkpoint=True)"
-            ) from None
+            raise untrusted_code_error(path, blocked.group(1)) from None
         raise NotACheckpointError(
             f"{path}: corrupted or unsafe pickle ({_last_line(error)}); re-export the checkpoint, "
             "or rerun with --trust-checkpoint if you trust its author"
         ) from None
-    except (EOFError, RuntimeError, KeyError, ValueError) as error:
+    except Exception as error:  # torch's readers fail in many ways on a damaged file
         raise NotACheckpointError(
             f"{path}: truncated or corrupted checkpoint ({_first_line(error) or 'unexpected end'}); "
             "copy or save it again"
@@ -157,8 +155,20 @@ def require_keys(
 def load_state_strictly(
     model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Path | str
 ) -> None:
-    """Check keys, shapes and finiteness, then load, keeping the checkpoint's floating dtype."""
-    require_keys(state, {key: value.shape for key, value in model.state_dict().items()}, source)
+    """Check keys, shapes, dtypes and finiteness, then load, keeping the checkpoint's floating dtype."""
+    expected = model.state_dict()
+    require_keys(state, {key: value.shape for key, value in expected.items()}, source)
+    wrong = [
+        f"{key} ({state[key].dtype})"
+        for key, value in expected.items()
+        if value.is_floating_point() and not state[key].is_floating_point()
+    ]
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise ArchitectureMismatchError(
+            f"{source}: real floating-point weights expected, found {shown}; the file does not "
+            "hold this model's weights"
+        )
     check_finite(state, source)
     dtypes = {value.dtype for value in state.values() if value.is_floating_point()}
     if len(dtypes) == 1:
@@ -187,7 +197,36 @@ def epoch_of(file: Path) -> int | None:
 
 def pickle_strings(path: Path, limit: int = 1 << 20) -> set[str]:
     """String constants of a torch file's pickle, read without executing it (for cheap sniffing)."""
-    strings: set[str] = set()
+    return {
+        argument
+        for opcode, argument in _pickle_opcodes(path, limit)
+        if isinstance(argument, str) and "UNICODE" in opcode
+    }
+
+
+def pickle_globals(path: Path, limit: int = 1 << 20) -> set[str]:
+    """The callables a torch file's pickle would import ("module.name"), read without executing."""
+    found, recent = set(), []
+    for opcode, argument in _pickle_opcodes(path, limit):
+        if opcode == "GLOBAL":
+            found.add(argument.replace(" ", "."))
+        elif opcode == "STACK_GLOBAL" and len(recent) >= 2:
+            found.add(".".join(recent[-2:]))
+        if isinstance(argument, str) and "UNICODE" in opcode:
+            recent.append(argument)
+    return found
+
+
+def untrusted_code_error(path: Path, code: str) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f"{path}: loading it would run pickled code ({code}); if you trust the file's author, "
+        "rerun with --trust-checkpoint (trust_checkpoint=True)"
+    )
+
+
+def _pickle_opcodes(path: Path, limit: int) -> list[tuple[str, object]]:
+    """(opcode name, argument) of the pickle in a torch zip or a raw pickle file, as far as it parses."""
+    opcodes = []
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -196,11 +235,10 @@ def pickle_strings(path: Path, limit: int = 1 << 20) -> set[str]:
         else:
             with Path(path).open("rb") as handle:
                 data = handle.read(limit)
-        for opcode, argument, _ in pickletools.genops(data):
-            if isinstance(argument, str) and "UNICODE" in opcode.name:
-                strings.add(argument)
-    except (
-        Exception
-    ):  # a legacy file read in part ends mid-stream; what was read is enough to sniff
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):  # legacy torch files hold several pickles in a row
+            for opcode, argument, _ in pickletools.genops(stream):
+                opcodes.append((opcode.name, argument))
+    except Exception:  # raw tensor bytes follow, or a file read in part ends mid-stream
         pass
-    return strings
+    return opcodes
