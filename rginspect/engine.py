@@ -9,9 +9,11 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import re
 import signal
 import threading
 import tomllib
+import warnings
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ import xarray as xr
 from .analysis import Analysis, RunContext
 from .errors import RGInspectError
 from .model import RGFlowModel
+
+VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class AnalysisSelectionError(RGInspectError):
@@ -46,7 +50,14 @@ def available_analyses() -> dict[str, Analysis]:
     from .plugin_manager import provided
 
     analyses: dict[str, Analysis] = {}
-    for analysis, _ in provided("rginspect_analyses"):
+    for analysis, source in provided("rginspect_analyses"):
+        if not VALID_NAME.fullmatch(str(analysis.name)):
+            warnings.warn(
+                f"analysis {analysis.name!r} from {source} is ignored: a name is letters, digits "
+                "and underscores (it names a results group and -p options)",
+                stacklevel=2,
+            )
+            continue
         analyses.setdefault(analysis.name, analysis)
     return analyses
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import RGFLOW_STATE
 
 from rginspect.cli import main
+from rginspect.engine import available_analyses
 from rginspect.plugin_manager import plugin_manager
 
 THIRD_PARTY = """
@@ -224,3 +225,25 @@ def test_parameters_from_a_toml_file_then_the_command_line(tmp_path):
     tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
     assert json.loads(tree["summary"].attrs["parameters"])["samples"] == 5
     assert tree["likelihood"].sizes["sample"] == 3
+
+
+def test_analyses_with_unusable_names_are_ignored_with_a_warning(install_plugin):
+    install_plugin(
+        "bad_name_plugin",
+        """
+        from rginspect import hookimpl
+        from rginspect.analysis import Analysis
+
+        class BadName(Analysis):
+            name = "<b>x</b>/y"
+
+        @hookimpl
+        def rginspect_analyses():
+            return [BadName()]
+        """,
+        "bad-name-plugin",
+        "1.0",
+    )
+    with pytest.warns(UserWarning, match="is ignored: a name is letters"):
+        analyses = available_analyses()
+    assert "<b>x</b>/y" not in analyses and "summary" in analyses
