@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,26 +180,76 @@ def run_command(checkpoints, demo, out, data, **options) -> None:
 
 
 @main.command("sweep")
-@click.argument("checkpoints", nargs=-1, required=True)
+@click.argument("checkpoints", nargs=-1)
 @analysis_options
-def sweep_command(checkpoints, out, data, **options) -> None:
-    """Run analyses on every CHECKPOINT and combine their scalar results along a checkpoint
-    dimension, with the couplings each one recorded (κ, λ, T, β, L, steps, epoch) as coordinates."""
+@click.option(
+    "--scheduler",
+    metavar="local[:N]|tcp://HOST:PORT",
+    help="Run every (checkpoint, analysis) as a Dask task: on a local cluster of N "
+    "one-thread workers, or on a running cluster. Default: one after another.",
+)
+@click.option(
+    "--train",
+    "train_kind",
+    type=click.Choice(["field"]),
+    help="First train one model per coupling (ranges as START:STOP:COUNT), then analyse.",
+)
+@click.option("--action", "action_name", type=click.Choice(["phi4", "ising", "xy"]))
+@click.option("--size", "L", default=16, show_default=True, help="Lattice size for --train.")
+@click.option("--kappa", help="φ⁴ κ, or a range START:STOP:COUNT.")
+@click.option("--lamb", help="φ⁴ λ, or a range.")
+@click.option("--temperature", help="Ising T, or a range.")
+@click.option("--beta", help="XY β, or a range.")
+@click.option("--steps", default=2000, show_default=True, help="Training steps per model.")
+def sweep_command(
+    checkpoints, out, data, scheduler, train_kind, action_name, L, steps, **options
+) -> None:
+    """Run analyses on every CHECKPOINT (or on models trained first with --train) and combine
+    their scalar results along a checkpoint dimension, with the couplings each one recorded
+    (κ, λ, T, β, L, steps, epoch) as coordinates."""
     from .sweep import plan_sweep, run_sweep
 
     out = out or Path("reports") / "sweep"
+    couplings = {key: options.pop(key) for key in ("kappa", "lamb", "temperature", "beta")}
+    if train_kind is None and not checkpoints:
+        raise click.UsageError("give CHECKPOINTs, or --train field with an action and couplings")
     settings = replace(_run_settings(data, options), strict=False)
-    jobs = plan_sweep(checkpoints, out, settings)
-    try:
-        outcomes, sweep_path = run_sweep(jobs, out)
-    except KeyboardInterrupt:
-        click.echo(
-            f"interrupted: finished checkpoints are in {out}; rerun the same command with "
-            "--resume to complete the sweep",
-            err=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    status = 0
+    with _executor(scheduler) as client:
+        if train_kind:
+            commands = _training_commands(action_name, L, couplings, steps, out / "models")
+            trained = _train_all(client, commands)
+            checkpoints = [*checkpoints, *(path for path in trained if path)]
+            for command, path in zip(commands, trained, strict=True):
+                if path is None:
+                    click.echo(
+                        f"error: training failed: rginspect train {' '.join(command)}", err=True
+                    )
+        if not checkpoints:
+            raise RGInspectError("no model was trained; see the errors above")
+        if client is None:
+            jobs = plan_sweep(checkpoints, out, settings)
+            map_jobs = map
+        else:
+            from .distributed import dask_map
+            from .engine import available_analyses
+
+            names = (
+                settings.plugins.split(",")
+                if settings.plugins != "all"
+                else list(available_analyses())
+            )
+            jobs = plan_sweep(checkpoints, out, settings, analyses=names, threads=1)
+            map_jobs = dask_map(client)
+        try:
+            outcomes, sweep_path = run_sweep(jobs, out, map_jobs)
+        except KeyboardInterrupt:
+            click.echo(
+                f"interrupted: finished checkpoints are in {out}; rerun the same command with "
+                "--resume to complete the sweep",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+    status = 1 if train_kind and None in trained else 0
     for outcome in outcomes:
         if outcome.error:
             click.echo(f"error: {outcome.error}", err=True)
@@ -211,6 +262,73 @@ def sweep_command(checkpoints, out, data, **options) -> None:
         raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
     click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
     sys.exit(status)
+
+
+@contextmanager
+def _executor(scheduler: str | None):
+    if scheduler is None:
+        yield None
+        return
+    from .distributed import dask_client
+
+    with dask_client(scheduler, echo=click.echo) as client:
+        yield client
+
+
+def _train_all(client, commands: list[list[str]]) -> list[str | None]:
+    if client is not None:
+        from .distributed import train_many
+
+        return train_many(client, commands)
+    trained = []
+    for command in commands:
+        try:
+            main.main(["train", *command, "--quiet"], standalone_mode=False)
+            trained.append(command[command.index("-o") + 1])
+        except (RGInspectError, click.ClickException) as error:
+            click.echo(f"error: {error}", err=True)
+            trained.append(None)
+    return trained
+
+
+def _training_commands(
+    action: str | None, L: int, couplings: dict[str, str | None], steps: int, folder: Path
+) -> list[list[str]]:
+    """One `train field` command line per point of the coupling grid."""
+    if action is None:
+        raise click.UsageError("--train field needs --action (and its couplings)")
+    grid = [{}]
+    for name, text in couplings.items():
+        if text is not None:
+            grid = [
+                point | {name: value} for point in grid for value in _coupling_values(name, text)
+            ]
+    commands = []
+    for point in grid:
+        label = "_".join(f"{name[0]}{value:g}" for name, value in point.items())
+        path = folder / f"{action}_L{L}_{label}.pt"
+        options = [item for name, value in point.items() for item in (f"--{name}", f"{value:g}")]
+        commands.append(["field", "--action", action, "--size", str(L), *options,
+                         "--steps", str(steps), "-o", str(path)])  # fmt: skip
+    return commands
+
+
+def _coupling_values(name: str, text: str) -> list[float]:
+    """'0.1:0.7:13' -> 13 evenly spaced values from 0.1 to 0.7; '0.5' -> [0.5]."""
+    import numpy as np
+
+    try:
+        parts = [float(part) for part in text.split(":")]
+        if len(parts) == 1:
+            return parts
+        start, stop, count = parts
+        if count < 1 or count != int(count):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: write a number or START:STOP:COUNT", param_hint=f"--{name}"
+        ) from None
+    return [round(float(v), 6) for v in np.linspace(start, stop, int(count))]
 
 
 @main.command("plugins")

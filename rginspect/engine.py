@@ -119,9 +119,11 @@ def resolve_parameters(
     overrides: Iterable[str] = (),
     config_file: Path | None = None,
     samples: int | None = None,
+    strict: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Each analysis' parameters: defaults (`samples` replaced by --samples when given), then the
-    TOML file's [name] tables, then -p options."""
+    TOML file's [name] tables, then -p options. Not strict (sweeps): settings for installed
+    analyses that this run does not select are ignored."""
     by_name = {analysis.name: analysis for analysis in analyses}
     settings: dict[str, dict[str, Any]] = {
         name: {key: p.default for key, p in analysis.parameters.items()}
@@ -148,6 +150,8 @@ def resolve_parameters(
             raise AnalysisSelectionError(f"-p {override!r}: write it as analysis.parameter=value")
         given.append((name, key, _literal(text)))
     for name, key, value in given:
+        if name not in by_name and not strict and name in available_analyses():
+            continue  # a sweep's job that runs other analyses
         if name not in by_name:
             raise AnalysisSelectionError(
                 f"parameter {name}.{key} is for {name!r}, which is not selected in this run"
@@ -296,7 +300,11 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
     have_data = data is not None or settings.data == "model" or model.domain == "field"
     analyses = select_analyses(settings.plugins, model, have_data=have_data, strict=settings.strict)
     parameters = resolve_parameters(
-        analyses, settings.overrides, settings.config_file, samples=settings.samples
+        analyses,
+        settings.overrides,
+        settings.config_file,
+        samples=settings.samples,
+        strict=settings.strict,
     )
     checkpoint_hash = file_sha256(Path(checkpoint)) if Path(checkpoint).exists() else ""
     store = ResultsStore(out / "results.nc")

@@ -91,10 +91,18 @@ class ResultsStore:
 
     def write(self, name: str, dataset: xr.Dataset, attrs: dict[str, Any]) -> None:
         """Store (or replace) an analysis' dataset with status ok."""
-        stored = dataset.copy()
-        stored.attrs = {key: _storable(v) for key, v in {**dataset.attrs, **attrs}.items()}
-        stored.attrs["status"] = "ok"
-        self._groups[name] = stored
+        self.write_all({name: dataset}, attrs)
+
+    def write_all(
+        self, datasets: dict[str, xr.Dataset], attrs: dict[str, Any], root: dict | None = None
+    ) -> None:
+        """Store several datasets with status ok (and root attributes) in one atomic replacement."""
+        self._root_attrs.update({key: _storable(v) for key, v in (root or {}).items()})
+        for name, dataset in datasets.items():
+            stored = dataset.copy()
+            stored.attrs = {key: _storable(v) for key, v in {**dataset.attrs, **attrs}.items()}
+            stored.attrs["status"] = "ok"
+            self._groups[name] = stored
         self._flush()
 
     def record_failure(self, name: str, message: str, attrs: dict[str, Any]) -> None:

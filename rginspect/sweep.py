@@ -1,8 +1,9 @@
 """Sweeps: the same analyses over many checkpoints, combined along a `checkpoint` dimension.
 
-Each checkpoint is one independent job (`run_job`): load, run, write its own results.nc and report.
-Jobs share nothing but read-only settings, so any scheduler can map them over workers; combining
-reads only the files they wrote. The combined file keeps each analysis' scalar results, with the
+A job (`run_job`) is one checkpoint, or one (checkpoint, analysis) pair when the work is spread over
+a cluster: it loads the checkpoint from its path, runs, and writes its own results.nc and report.
+Jobs share nothing but read-only settings and file paths, so any scheduler can map them over workers;
+combining reads only the files they wrote. The combined file keeps each analysis' scalar results, with the
 couplings and training state every checkpoint recorded as coordinates (κ, λ, T, β, L, steps, epoch).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ SWEEP_REPORT = "sweep.html"
 
 @dataclass(frozen=True)
 class SweepJob:
-    """One checkpoint of a sweep and where its results go."""
+    """One checkpoint (and, on a cluster, one analysis) of a sweep and where its results go."""
 
     checkpoint: str
+    name: str  # the checkpoint's folder under the sweep's output, unique within the sweep
     out: Path
     settings: RunSettings
+    threads: int | None = None  # torch threads in the process that runs it (None: leave as is)
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,22 @@ class JobOutcome:
     """What one job left behind: its results file, or the error that stopped it before any."""
 
     checkpoint: str
+    name: str
     results_path: Path | None
     failed_analyses: tuple[str, ...] = ()
     error: str = ""
 
 
-def plan_sweep(checkpoints: Iterable[str], out: Path, settings: RunSettings) -> list[SweepJob]:
-    """One job per checkpoint, each with its own folder under `out` (names made unique)."""
+def plan_sweep(
+    checkpoints: Iterable[str],
+    out: Path,
+    settings: RunSettings,
+    *,
+    analyses: list[str] | None = None,
+    threads: int | None = None,
+) -> list[SweepJob]:
+    """One job per checkpoint, each in its own folder under `out` (names made unique); with
+    `analyses`, one job per (checkpoint, analysis), in `out/<checkpoint>/<analysis>/`."""
     jobs, used = [], set()
     for checkpoint in checkpoints:
         stem = folder_name(checkpoint)
@@ -54,20 +66,31 @@ def plan_sweep(checkpoints: Iterable[str], out: Path, settings: RunSettings) -> 
             n += 1
             name = f"{stem}-{n}"
         used.add(name)
-        jobs.append(SweepJob(str(checkpoint), Path(out) / name, settings))
+        folder = Path(out) / name
+        if analyses is None:
+            jobs.append(SweepJob(str(checkpoint), name, folder, settings, threads))
+        else:
+            jobs += [
+                SweepJob(str(checkpoint), name, folder / a, replace(settings, plugins=a), threads)
+                for a in analyses
+            ]
     if not jobs:
         raise RGInspectError("a sweep needs at least one checkpoint")
     return jobs
 
 
 def run_job(job: SweepJob) -> JobOutcome:
-    """Run one checkpoint; never raises for a bad checkpoint, so one job cannot sink the sweep."""
+    """Run one job; never raises for a bad checkpoint, so one job cannot sink the sweep."""
+    if job.threads is not None:
+        import torch
+
+        torch.set_num_threads(job.threads)
     try:
         result = run_checkpoint(job.checkpoint, job.out, job.settings)
     except RGInspectError as error:
-        return JobOutcome(job.checkpoint, None, error=str(error))
+        return JobOutcome(job.checkpoint, job.name, None, error=str(error))
     failed = tuple(outcome.name for outcome in result.failed)
-    return JobOutcome(job.checkpoint, result.results_path, failed)
+    return JobOutcome(job.checkpoint, job.name, result.results_path, failed)
 
 
 def run_sweep(
@@ -79,7 +102,10 @@ def run_sweep(
 ) -> tuple[list[JobOutcome], Path | None]:
     """Run the jobs with `map_jobs` (serial by default), then combine and report what finished."""
     outcomes = list(map_jobs(run_job, jobs))
-    finished = [o.results_path for o in outcomes if o.results_path is not None]
+    finished: dict[str, list[Path]] = {}
+    for outcome in outcomes:
+        if outcome.results_path is not None:
+            finished.setdefault(outcome.name, []).append(outcome.results_path)
     if not finished:
         return outcomes, None
     sweep_path = write_sweep(combine_results(finished), Path(out) / SWEEP_FILE)
@@ -109,7 +135,7 @@ def sweep_coordinates(model_card: dict[str, Any]) -> dict[str, float]:
     return coordinates
 
 
-def combine_results(results_paths: list[Path]) -> dict[str, xr.Dataset]:
+def combine_results(runs: dict[str, list[Path]]) -> dict[str, xr.Dataset]:
     """Per analysis, every scalar result of every checkpoint along a `checkpoint` dimension
     (an analysis that wants a number in sweeps stores it as a scalar, its error as `<name>_err`).
 
@@ -118,19 +144,22 @@ def combine_results(results_paths: list[Path]) -> dict[str, xr.Dataset]:
     from .results import ResultsStore
 
     cards, per_analysis, variable_attrs = [], {}, {}
-    for index, path in enumerate(results_paths):
-        tree = ResultsStore(Path(path)).read()
-        cards.append(json.loads(tree.attrs.get("model_card", "{}")))
-        for name, node in tree.children.items():
-            if node.attrs.get("status", "ok") != "ok":
-                continue
+    for index, paths in enumerate(runs.values()):
+        trees = [ResultsStore(Path(path)).read() for path in paths]
+        cards.append(json.loads(trees[0].attrs.get("model_card", "{}")))
+        children = {}
+        for tree in trees:  # one file per analysis on a cluster; a shared requirement may repeat
+            for name, node in tree.children.items():
+                if node.attrs.get("status", "ok") == "ok":
+                    children.setdefault(name, node)
+        for name, node in children.items():
             scalars = {}
             for key, variable in node.to_dataset().data_vars.items():
                 if variable.ndim == 0:
                     scalars[key] = variable.values.item()
                     variable_attrs.setdefault((name, key), dict(variable.attrs))
             per_analysis.setdefault(name, {})[index] = scalars
-    coordinates = _coordinates(results_paths, cards)
+    coordinates = _coordinates(list(runs), cards)
     combined = {}
     for name, found in per_analysis.items():
         keys = dict.fromkeys(key for scalars in found.values() for key in scalars)
@@ -146,10 +175,10 @@ def combine_results(results_paths: list[Path]) -> dict[str, xr.Dataset]:
     return combined
 
 
-def _coordinates(results_paths: list[Path], cards: list[dict]) -> dict[str, Any]:
+def _coordinates(names: list[str], cards: list[dict]) -> dict[str, Any]:
     recorded = [sweep_coordinates(card) for card in cards]
     keys = dict.fromkeys(key for coordinates in recorded for key in coordinates)
-    coordinates: dict[str, Any] = {"checkpoint": [Path(path).parent.name for path in results_paths]}
+    coordinates: dict[str, Any] = {"checkpoint": names}
     for key in keys:
         coordinates[key] = ("checkpoint", [c.get(key, math.nan) for c in recorded])
     return coordinates
@@ -164,14 +193,12 @@ def _column(values: list[Any]) -> np.ndarray:
 
 
 def write_sweep(combined: dict[str, xr.Dataset], path: Path) -> Path:
-    """One netCDF group per analysis, written atomically like a run's results."""
+    """One netCDF group per analysis, written once, atomically."""
     from .results import ResultsStore
 
     Path(path).unlink(missing_ok=True)  # derived from the runs' files: rebuilt whole every time
     store = ResultsStore(path)
-    store.set_root_attrs(kind="rginspect sweep")
-    for name, dataset in combined.items():
-        store.write(name, dataset, {"analysis": name})
+    store.write_all(combined, {}, root={"kind": "rginspect sweep"})
     return store.path
 
 

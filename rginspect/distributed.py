@@ -1,0 +1,96 @@
+"""Sweeps on Dask distributed: every (checkpoint, analysis) and every training run is one task.
+
+Tasks carry file paths and plain settings, never live models, so a worker only ever loads a
+checkpoint the way `rginspect run` does. A task on a worker that dies is rerun elsewhere by the
+scheduler; a task that raises is retried `retries` times, then recorded as that job's failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from .errors import RGInspectError
+from .sweep import JobOutcome, SweepJob
+
+RETRIES = 2
+
+
+@contextmanager
+def dask_client(scheduler: str, echo: Callable[[str], None] = print) -> Iterator:
+    """A client for `local[:N]` (a LocalCluster of N one-thread worker processes) or for a running
+    cluster at `tcp://HOST:PORT`; both are closed (the local cluster shut down) on exit."""
+    from dask.distributed import Client, LocalCluster
+
+    kind, _, argument = scheduler.partition(":")
+    cluster = None
+    try:
+        if kind == "local":
+            workers = int(argument) if argument else os.cpu_count() or 1
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                silence_logs=logging.ERROR,
+                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            )
+            client = Client(cluster)
+        elif kind == "tcp":
+            client = Client(scheduler, timeout="20s")
+        else:
+            raise ValueError
+    except (ValueError, OSError, TimeoutError) as error:
+        if cluster is not None:
+            cluster.close()
+        raise RGInspectError(
+            f"--scheduler {scheduler!r}: {error or 'not understood'}; use local[:N] or "
+            "tcp://HOST:PORT of a running `dask scheduler`"
+        ) from None
+    if client.dashboard_link:
+        echo(f"dashboard: {client.dashboard_link}")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def dask_map(client, retries: int = RETRIES):
+    """A `map_jobs` for run_sweep: submits every job at once, yields outcomes in job order."""
+
+    def map_jobs(function: Callable[[SweepJob], JobOutcome], jobs: list[SweepJob]) -> Iterable:
+        futures = client.map(function, jobs, retries=retries, pure=False)
+        for job, future in zip(jobs, futures, strict=True):
+            try:
+                yield future.result()
+            except Exception as error:  # failed for good: recorded for this job, the rest go on
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                yield JobOutcome(job.checkpoint, job.name, None, error=f"task failed: {message}")
+
+    return map_jobs
+
+
+def train_many(client, commands: list[list[str]], retries: int = RETRIES) -> list[str | None]:
+    """Run `rginspect train ...` command lines as tasks; the checkpoint each wrote, or None."""
+    futures = client.map(run_training, commands, retries=retries, pure=False)
+    written = []
+    for future in futures:
+        try:
+            written.append(future.result())
+        except Exception:
+            written.append(None)
+    return written
+
+
+def run_training(command: list[str]) -> str:
+    """`rginspect train ...` in this process; returns the -o path (one thread per task)."""
+    import torch
+
+    from .cli import main
+
+    torch.set_num_threads(1)
+    main.main(["train", *command, "--quiet"], standalone_mode=False)
+    return command[command.index("-o") + 1]
