@@ -45,7 +45,7 @@ def dask_client(scheduler: str, echo: Callable[[str], None] = print) -> Iterator
         if cluster is not None:
             cluster.close()
         raise RGInspectError(
-            f"--scheduler {scheduler!r}: {error or 'not understood'}; use local[:N] or "
+            f"--scheduler {scheduler!r}: {str(error) or 'not understood'}; use local[:N] or "
             "tcp://HOST:PORT of a running `dask scheduler`"
         ) from None
     if client.dashboard_link:

@@ -98,3 +98,16 @@ def test_sweep_with_nothing_usable_is_an_error(tmp_path):
     result = CliRunner().invoke(main, ["sweep", str(tmp_path / "nope.pt"), "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "no checkpoint of the sweep could be analysed" in result.output
+
+
+@pytest.mark.parametrize("scheduler", ["bogus", "local:x"])
+def test_a_bad_scheduler_is_one_line(tmp_path, scheduler):
+    result = CliRunner().invoke(
+        main, ["sweep", "x.pt", "--scheduler", scheduler, "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.output.startswith(f"error: --scheduler {scheduler!r}")
+        and "tcp://HOST:PORT" in result.output
+    )
+    assert result.output.count("\n") == 1
