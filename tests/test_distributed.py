@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from conftest import untrained_phi4_checkpoints
 
-import rginspect
 from rginspect.cli import main
-from rginspect.model import RGFlowModel
-from rginspect.nn.architectures import rgflow_config
-from rginspect.physics import Phi4Action
 from rginspect.results import ResultsStore
 
 distributed = pytest.importorskip("dask.distributed")
@@ -79,13 +76,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    paths = []
-    for kappa in KAPPAS:
-        config = rgflow_config(channels=2, L=8, kernel=2, prior="gaussian", domain="field")
-        model = RGFlowModel.from_config(config, action=Phi4Action(8, kappa, 1.0))
-        paths.append(str(rginspect.save(model, folder / f"phi4_k{kappa}.pt")))
-    return paths
+    return untrained_phi4_checkpoints(tmp_path_factory.mktemp("phi4"), KAPPAS)
 
 
 def sweep(checkpoints, out: Path, *extra: str):

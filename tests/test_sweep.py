@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import NEURALRG_RUN
+from conftest import NEURALRG_RUN, untrained_phi4_checkpoints
 
 import rginspect
 from rginspect.cli import main
 from rginspect.engine import RunSettings
-from rginspect.model import RGFlowModel
-from rginspect.nn.architectures import rgflow_config
-from rginspect.physics import Phi4Action
 from rginspect.results import ResultsStore
 from rginspect.sweep import plan_sweep, run_sweep, sweep_coordinates
 
@@ -22,13 +19,7 @@ KAPPAS = (0.2, 0.5)
 
 @pytest.fixture(scope="module")
 def phi4_checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("phi4")
-    paths = []
-    for kappa in KAPPAS:
-        config = rgflow_config(channels=2, L=8, kernel=2, prior="gaussian", domain="field")
-        model = RGFlowModel.from_config(config, action=Phi4Action(8, kappa, 1.0))
-        paths.append(rginspect.save(model, folder / f"phi4_k{kappa}.pt"))
-    return paths
+    return untrained_phi4_checkpoints(tmp_path_factory.mktemp("phi4"), KAPPAS)
 
 
 def test_coordinates_come_from_the_recorded_action_and_training():
