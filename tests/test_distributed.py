@@ -1,7 +1,7 @@
 """Sweeps on a real Dask cluster on 127.0.0.1: a scheduler and two workers as separate processes.
 
-The gathered results equal a serial sweep; a worker killed mid-sweep costs nothing; every process
-is gone at the end.
+The gathered results equal a serial sweep; a worker killed mid-sweep costs nothing; a task that
+fails for good is that checkpoint's failure only; every process is gone at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from click.testing import CliRunner
 from conftest import untrained_phi4_checkpoints
 
 from rginspect.cli import main
+from rginspect.distributed import dask_map
 from rginspect.results import ResultsStore
+from rginspect.sweep import JobOutcome, SweepJob
 
 distributed = pytest.importorskip("dask.distributed")
 KAPPAS = (0.2, 0.3, 0.5, 0.6)
@@ -37,7 +39,10 @@ def cluster():
     """`dask scheduler` and two `dask worker`s (no nanny: killing one kills the worker)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # the workers can import this module, for the test functions it sends them
+    tests = str(Path(__file__).parent)
+    python_path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=python_path)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": environment}
     processes = {
         "scheduler": subprocess.Popen(
@@ -134,3 +139,29 @@ def test_a_worker_killed_mid_sweep_costs_nothing(cluster, checkpoints, tmp_path)
     results = combined(out)["correlation"]
     assert list(results.kappa.values) == list(KAPPAS)
     assert results.xi.notnull().all()
+
+
+def fail_on_bad(job: SweepJob) -> JobOutcome:
+    """Raises, on every try, for the job named "bad"; the workers import it from this module."""
+    if job.name == "bad":
+        raise ArithmeticError("diverged")
+    return JobOutcome(job.checkpoint, job.name, None)
+
+
+def test_a_task_that_fails_for_good_is_that_checkpoints_failure(cluster, checkpoints, tmp_path):
+    address, _ = cluster
+    jobs = [SweepJob(name, name, tmp_path, None) for name in ("a", "bad", "c")]
+    with distributed.Client(address, timeout="30s") as client:
+        outcomes = list(dask_map(client, retries=1)(fail_on_bad, jobs))
+    assert [o.name for o in outcomes] == ["a", "bad", "c"]
+    assert [o.error for o in outcomes] == ["", "task failed: ArithmeticError: diverged", ""]
+
+    # through the CLI: an unreadable checkpoint fails, the others are gathered, exit status 1
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(main, ["sweep", *checkpoints[:2], str(broken), "--plugins",
+                                       "summary", "--scheduler", address, "--out",
+                                       str(tmp_path / "sweep"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "broken.pt" in result.output
+    assert list(combined(tmp_path / "sweep")["summary"].kappa.values) == list(KAPPAS[:2])
