@@ -1,11 +1,14 @@
 """An 8-checkpoint sweep, serial against a Dask LocalCluster of 2 one-thread workers.
 
-Both run the same command line in a fresh process (cluster start-up included); the serial run uses
-torch's default threads, as a user's would. Run: python tests/benchmarks/bench_sweep.py [WORKERS]
+Each runs the same command line in a fresh process (cluster start-up included). Two serial
+baselines: torch's default threads (all cores, as a user's run would be) and one thread (what
+each worker gets, so the ratio is the scaling over workers). Run:
+python tests/benchmarks/bench_sweep.py [WORKERS]
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,11 +33,14 @@ def checkpoints(folder: Path) -> list[str]:
     return paths
 
 
-def timed_sweep(paths: list[str], out: Path, *extra: str) -> float:
+def timed_sweep(paths: list[str], out: Path, *extra: str, threads: int | None = None) -> float:
     command = [sys.executable, "-m", "rginspect.cli", "sweep", *paths, "--plugins", ANALYSES,
                "--out", str(out), "--quiet", *extra]  # fmt: skip
+    environment = dict(os.environ)
+    if threads is not None:
+        environment |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=environment)
     return time.perf_counter() - started
 
 
@@ -43,7 +49,11 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         paths = checkpoints(Path(folder))
         serial = timed_sweep(paths, Path(folder) / "serial")
+        one_thread = timed_sweep(paths, Path(folder) / "serial-1", threads=1)
         spread = timed_sweep(paths, Path(folder) / "cluster", "--scheduler", f"local:{workers}")
-    print(f"{len(paths)} checkpoints × {ANALYSES}")
-    print(f"  serial                        {serial:7.1f} s")
-    print(f"  LocalCluster, {workers} workers        {spread:7.1f} s   ×{serial / spread:.2f}")
+    print(f"{len(paths)} checkpoints × {ANALYSES}, on {os.cpu_count()} cores")
+    print(f"  serial, torch's default threads   {serial:7.1f} s")
+    print(f"  serial, one thread                {one_thread:7.1f} s")
+    print(f"  LocalCluster, {workers} one-thread workers {spread:7.1f} s")
+    print(f"  ratio against default threads  ×{serial / spread:.2f}")
+    print(f"  ratio against one thread       ×{one_thread / spread:.2f}  (target ×1.7 for 2)")
