@@ -11,6 +11,7 @@ from conftest import NEURALRG_RUN, untrained_phi4_checkpoints
 import rginspect
 from rginspect.cli import main
 from rginspect.engine import RunSettings
+from rginspect.report.sweep import sweep_section
 from rginspect.results import ResultsStore
 from rginspect.sweep import plan_sweep, run_sweep, sweep_coordinates
 
@@ -102,3 +103,25 @@ def test_a_bad_scheduler_is_one_line(tmp_path, scheduler):
         and "tcp://HOST:PORT" in result.output
     )
     assert result.output.count("\n") == 1
+
+
+def test_the_report_shades_where_a_phase_label_changes():
+    """Checkpoints in any order: the band lies between the neighbours, in κ, whose labels differ."""
+    kappa = [0.5, 0.3, 0.35, 0.4, 0.1]
+    label = ["ordered", "disordered", "disordered", "ordered", "disordered"]
+    dataset = xr.Dataset(
+        {"label": ("checkpoint", label), "xi": ("checkpoint", [9.0, 3.0, 4.0, 8.0, 2.0])},
+        coords={"checkpoint": list("abcde"), "kappa": ("checkpoint", kappa)},
+    )
+    section = sweep_section("correlation", dataset, "kappa")
+    assert section.how_to_read.endswith(
+        "label goes from disordered to ordered between kappa = 0.35 and 0.4 (shaded)."
+    )
+    panels = [ax for ax in section.figures[0].figure.axes if ax.axison]
+    assert len(panels) == 2
+    for ax in panels:
+        (band,) = ax.patches
+        np.testing.assert_allclose(band.get_extents().x0, ax.transData.transform((0.35, 0))[0])
+        np.testing.assert_allclose(band.get_extents().x1, ax.transData.transform((0.4, 0))[0])
+    unchanged = dataset.assign(label=("checkpoint", ["disordered"] * 5))
+    assert "shaded" not in sweep_section("correlation", unchanged, "kappa").how_to_read

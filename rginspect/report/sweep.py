@@ -60,8 +60,24 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     ]
     text = [key for key, variable in dataset.data_vars.items() if variable.dtype.kind in "USO"]
     shown = text + numeric  # labels first: the phase diagram reads from them
+    boundaries = [b for key in text for b in label_boundaries(dataset, key, axis)]
+    how_to_read = f"Each point is one checkpoint's result, placed at its recorded {axis}."
+    if boundaries:
+        how_to_read += (
+            " "
+            + "; ".join(
+                f"{key} goes from {left} to {right} between {axis} = {low:g} and {high:g}"
+                for key, low, high, left, right in boundaries
+            )
+            + " (shaded)."
+        )
     figures = (
-        [Figure(_panels(dataset, shown, axis), f"Scalar results of {name} against {axis}.")]
+        [
+            Figure(
+                _panels(dataset, shown, axis, [(low, high) for _, low, high, *_ in boundaries]),
+                f"Scalar results of {name} against {axis}.",
+            )
+        ]
         if shown
         else []
     )
@@ -70,13 +86,29 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     columns |= {key: dataset[key].values for key in numeric[:6]}
     return Section(
         title=f"{name} across the sweep",
-        how_to_read=f"Each point is one checkpoint's result, placed at its recorded {axis}.",
+        how_to_read=how_to_read,
         figures=figures,
         tables=[Table(pd.DataFrame(columns), "One row per checkpoint")],
     )
 
 
-def _panels(dataset: xr.Dataset, names: list[str], axis: str) -> plt.Figure:
+def label_boundaries(
+    dataset: xr.Dataset, key: str, axis: str
+) -> list[tuple[str, float, float, str, str]]:
+    """Where a text result (a phase label) changes between neighbouring checkpoints along the
+    axis: (key, axis value before, axis value after, label before, label after)."""
+    ordered = dataset.isel(checkpoint=np.argsort(dataset[axis].values, kind="stable"))
+    x, labels = ordered[axis].values, ordered[key].values
+    return [
+        (key, float(x[i]), float(x[i + 1]), str(labels[i]), str(labels[i + 1]))
+        for i in range(len(x) - 1)
+        if labels[i] and labels[i + 1] and labels[i] != labels[i + 1] and x[i] < x[i + 1]
+    ]
+
+
+def _panels(
+    dataset: xr.Dataset, names: list[str], axis: str, shaded: list[tuple[float, float]]
+) -> plt.Figure:
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.7 * rows), squeeze=False)
@@ -84,6 +116,8 @@ def _panels(dataset: xr.Dataset, names: list[str], axis: str) -> plt.Figure:
         ax.axis("off")
     x = dataset[axis].values
     for ax, name in zip(axes.ravel(), names, strict=False):
+        for low, high in shaded:  # where a label changes: the same band in every panel
+            ax.axvspan(low, high, color="0.88", zorder=0)
         if dataset[name].dtype.kind in "USO":  # a label: one row per category
             categories = sorted(set(dataset[name].values) - {""})
             rows = [
