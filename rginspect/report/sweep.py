@@ -60,7 +60,7 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     ]
     text = [key for key, variable in dataset.data_vars.items() if variable.dtype.kind in "USO"]
     shown = text + numeric  # labels first: the phase diagram reads from them
-    boundaries = [b for key in text for b in label_boundaries(dataset, key, axis)]
+    boundaries = [b for key in text for b in _label_boundaries(dataset, key, axis)]
     how_to_read = f"Each point is one checkpoint's result, placed at its recorded {axis}."
     if boundaries:
         how_to_read += (
@@ -92,13 +92,12 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     )
 
 
-def label_boundaries(
+def _label_boundaries(
     dataset: xr.Dataset, key: str, axis: str
 ) -> list[tuple[str, float, float, str, str]]:
-    """Where a text result (a phase label) changes between neighbouring checkpoints along the
-    axis: (key, axis value before, axis value after, label before, label after)."""
-    ordered = dataset.isel(checkpoint=np.argsort(dataset[axis].values, kind="stable"))
-    x, labels = ordered[axis].values, ordered[key].values
+    """Where a text result (a phase label) changes between neighbouring checkpoints of a dataset
+    ordered along the axis: (key, axis value before, after, label before, after)."""
+    x, labels = dataset[axis].values, dataset[key].values
     return [
         (key, float(x[i]), float(x[i + 1]), str(labels[i]), str(labels[i + 1]))
         for i in range(len(x) - 1)
