@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import untrained_phi4_checkpoints
 
 from rginspect.cli import main
-from rginspect.distributed import dask_map
+from rginspect.distributed import dask_client, dask_map
 from rginspect.results import ResultsStore
 from rginspect.sweep import JobOutcome, SweepJob
 
@@ -169,8 +169,6 @@ def test_a_task_that_fails_for_good_is_that_checkpoints_failure(cluster, checkpo
 
 def test_local_workers_do_not_get_the_nannys_malloc_trim_setting():
     """Dask's nanny would set MALLOC_TRIM_THRESHOLD_=65536: twice the time on every task here."""
-    from rginspect.distributed import dask_client
-
     with dask_client("local:1", echo=lambda line: None) as client:
         environments = client.run(lambda: dict(os.environ))
     (environment,) = environments.values()
