@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import DataSpecError
 
 DIGITS_SIZES = (16, 32)
+DIGIT_LEVELS = 17  # sklearn stores each pixel as a whole number 0..16
 
 
 def load_digits_images(size: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataSpecError
-from .digits import DIGITS_SIZES, load_digits_images
+from .digits import DIGIT_LEVELS, DIGITS_SIZES, load_digits_images
 from .msds import generate_msds
 
 ACCEPTED_FORMS = (
@@ -17,6 +18,7 @@ ACCEPTED_FORMS = (
     "npz:PATH#KEY, model"
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ANALYSIS_SEED_OFFSET = 2**32  # analysis data are drawn with --seed + this; training with --seed
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,18 @@ class DataSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class DataBatch:
-    """Data ready for a model: (n, C, L, L) float32, with ground-truth factors where they exist."""
+    """Data ready for a model: (n, C, L, L) float32, with ground-truth factors where they exist.
+
+    `levels` is the number of intensity levels per channel the images were quantised to (256 for
+    8-bit images, 17 for sklearn digits), None for fields and continuous data: a likelihood in bits
+    per dimension adds log2(levels) for the dequantisation only where the data really are discrete.
+    """
 
     images_or_fields: np.ndarray
     labels: np.ndarray | None = None
     factor_names: tuple[str, ...] | None = None
     source: str
+    levels: int | None = None
 
 
 def parse_data_spec(spec: str) -> DataSpec:
@@ -77,23 +85,28 @@ def load_data(
     size: int | None = None,
     n_default: int = 256,
     seed: int = 0,
+    domain: Literal["image", "field"] = "image",
+    stream: Literal["analysis", "training"] = "analysis",
+    progress: bool = True,
 ) -> DataBatch:
-    """Load or generate the data a spec names, fitted to a model of `channels` × `size` × `size`.
+    """Load or generate the data a spec names, fitted to a `domain` model of `channels` × `size`².
 
     MSDS is drawn at the model's size (a multiple of 8), digits at 16 or 32, folder images are
-    converted and resized; npz arrays are returned as stored. Anything that cannot fit the model
-    raises DataSpecError.
+    converted and resized; npz arrays are stored fields for a field model and images in [0, 1]
+    (uint8 or 0..255 files scaled) for an image model. Anything that cannot fit raises DataSpecError.
+    Generated data of one `seed` come in two disjoint streams (see `msds_seed`), so that analyses
+    never look at the images a model was trained on; `progress` allows a bar for slow generation.
     """
     if isinstance(spec, str):
         spec = parse_data_spec(spec)
     if spec.kind in ("msds1", "msds2"):
-        batch = _load_msds(spec, channels, size, n_default, seed)
+        batch = _load_msds(spec, channels, size, n_default, msds_seed(seed, stream), progress)
     elif spec.kind == "digits":
         batch = _load_digits(spec, channels, size)
     elif spec.kind == "folder":
         batch = _load_folder(Path(spec.path), channels, size)
     elif spec.kind == "npz":
-        batch = _load_npz(Path(spec.path), spec.key)
+        batch = _load_npz(Path(spec.path), spec.key, domain)
     elif spec.kind == "model":
         raise DataSpecError(
             "'model' data are samples drawn from the checkpoint, not loaded here; sample them from "
@@ -103,6 +116,19 @@ def load_data(
         raise DataSpecError(f"unknown data kind {spec.kind!r}; accepted forms: {ACCEPTED_FORMS}")
     _check_fit(batch, channels, size)
     return batch
+
+
+def msds_seed(seed: int, stream: Literal["analysis", "training"]) -> int:
+    """The `random.seed` of the MSDS images drawn for `stream` under --seed `seed`.
+
+    Training images are upstream's script after `random.seed(seed)`; analysis images take seed
+    + 2**32, a seed no training run uses, so the two never share an image (or a base colour).
+    """
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < ANALYSIS_SEED_OFFSET:
+        raise DataSpecError(f"the seed must be a whole number from 0 to 2**32 - 1, not {seed!r}")
+    if stream not in ("analysis", "training"):
+        raise ValueError(f"unknown data stream {stream!r}; use 'analysis' or 'training'")
+    return int(seed) + (ANALYSIS_SEED_OFFSET if stream == "analysis" else 0)
 
 
 def _bad_spec(spec: str, reason: str | None = None) -> DataSpecError:
@@ -117,22 +143,28 @@ def _mismatch(channels: int | None, size: int | None, found: tuple[int, ...], so
 
 
 def _load_msds(
-    spec: DataSpec, channels: int | None, size: int | None, n_default: int, seed: int
+    spec: DataSpec,
+    channels: int | None,
+    size: int | None,
+    n_default: int,
+    seed: int,
+    progress: bool,
 ) -> DataBatch:
     n = spec.n or n_default
     side = 32 if size is None else size
-    source = f"{spec.kind}, {n} images generated with seed {seed}"
+    source = f"{spec.kind}, {n} images generated with random.seed({seed})"
     if channels not in (None, 3) or side < 8 or side % 8:
         raise DataSpecError(
             _mismatch(channels, size, (3, side, side), source)
             + "; MSDS is RGB in 8×8 tiles: it fits 3-channel models whose size is a multiple of 8"
         )
-    msds = generate_msds(spec.kind, n, seed=seed, L=side)
+    msds = generate_msds(spec.kind, n, seed=seed, L=side, progress=progress)
     return DataBatch(
         images_or_fields=msds.images,
         labels=msds.labels,
         factor_names=msds.factor_names,
         source=f"{source}, {side}×{side}",
+        levels=256,
     )
 
 
@@ -145,7 +177,13 @@ def _load_digits(spec: DataSpec, channels: int | None, size: int | None) -> Data
             + "; digits are greyscale, 16×16 (digits) or 32×32 (digits:32)"
         )
     images, labels = load_digits_images(side)
-    return DataBatch(images_or_fields=images, labels=labels, factor_names=("digit",), source=source)
+    return DataBatch(
+        images_or_fields=images,
+        labels=labels,
+        factor_names=("digit",),
+        source=source,
+        levels=DIGIT_LEVELS,
+    )
 
 
 def _load_folder(folder: Path, channels: int | None, size: int | None) -> DataBatch:
@@ -178,6 +216,7 @@ def _load_folder(folder: Path, channels: int | None, size: int | None) -> DataBa
     return DataBatch(
         images_or_fields=np.ascontiguousarray(stacked),
         source=f"folder {folder}, {len(files)} images",
+        levels=256,
     )
 
 
@@ -185,7 +224,7 @@ def _is_greyscale(image: Image.Image) -> bool:
     return image.mode != "P" and len(image.getbands()) == 1
 
 
-def _load_npz(path: Path, key: str | None) -> DataBatch:
+def _load_npz(path: Path, key: str | None, domain: str) -> DataBatch:
     if not path.is_file():
         raise DataSpecError(f"{path}: no such file; npz:PATH needs an .npz (or .npy) array file")
     try:
@@ -218,10 +257,34 @@ def _load_npz(path: Path, key: str | None) -> DataBatch:
             f"{source}: shape {array.shape}; expected a non-empty (n, C, L, L) or (n, L, L) array "
             "(move a channels-last axis to position 1)"
         )
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
         raise DataSpecError(f"{source}: contains NaN or Inf (as float32); clean the data first")
-    return DataBatch(images_or_fields=array, source=source)
+    if domain == "field":
+        return DataBatch(images_or_fields=values, source=source)
+    return _as_images01(values, integral=np.issubdtype(array.dtype, np.integer), source=source)
+
+
+def _as_images01(values: np.ndarray, *, integral: bool, source: str) -> DataBatch:
+    """Images in [0, 1] as image models expect: 0..255 whole numbers (any dtype) are divided by 255.
+
+    An image model pushes pixels through a logit, so a value outside [0, 1] would come out NaN.
+    """
+    low, high = float(values.min()), float(values.max())
+    whole = integral or bool((values == np.round(values)).all())
+    if low >= 0 and high <= 1 and not integral:
+        on_8bit_grid = np.abs(values * 255 - np.round(values * 255)).max() < 1e-3
+        return DataBatch(
+            images_or_fields=values, source=source, levels=256 if on_8bit_grid else None
+        )
+    if low >= 0 and high <= 255 and whole:
+        return DataBatch(
+            images_or_fields=values / 255, source=f"{source} (0..255, divided by 255)", levels=256
+        )
+    raise DataSpecError(
+        f"{source}: image values span [{low:.4g}, {high:.4g}], but images must be in [0, 1] or whole "
+        "numbers 0..255; rescale them (or, for a field, load a field model)"
+    )
 
 
 def _check_fit(batch: DataBatch, channels: int | None, size: int | None) -> None:
