@@ -34,6 +34,11 @@ class NonFiniteWeightsError(RGInspectError):
     """A checkpoint tensor holds NaN or Inf."""
 
 
+class CheckpointValueError(RGInspectError):
+    """A value a checkpoint records beside its weights (a config entry, a hyper-parameter, a mask,
+    the prior's scale, a run-folder name) has the wrong type or lies out of range."""
+
+
 class ArchitectureError(RGInspectError):
     """An architecture cannot be built from the given settings (bad size, kernel, unknown option)."""
 

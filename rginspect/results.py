@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .atomic import atomic_path, stale_copies
 from .errors import OutputError
 
-BOOL_MARKER = "rginspect_dtype"  # netCDF has no booleans: stored as int8 with this attribute
+BOOL_MARKER = "rginspect_dtype"  # how earlier files marked booleans (int8 with this attribute)
 
 
 def provenance_attrs(
@@ -82,7 +81,7 @@ class ResultsStore:
 
     def discard_stale_copies(self) -> None:
         """Remove temporary copies a killed writer left beside the file (call as its only writer)."""
-        for stale in self.path.parent.glob(".results-*.nc"):
+        for stale in stale_copies(self.path):
             stale.unlink(missing_ok=True)
 
     def set_root_attrs(self, **attrs: Any) -> None:
@@ -152,25 +151,16 @@ class ResultsStore:
         return dataset if same else None
 
     def _flush(self) -> None:
-        groups = {name: _encode_bools(dataset) for name, dataset in self._groups.items()}
-        tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=self._root_attrs), **groups})
-        temporary = None
+        # booleans through xarray's own encoding, which plain xarray.open_datatree decodes
+        tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=self._root_attrs), **self._groups})
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                dir=self.path.parent, prefix=".results-", suffix=".nc"
-            )
-            os.close(handle)
-            tree.to_netcdf(temporary, engine="h5netcdf")
-            os.replace(temporary, self.path)
+            with atomic_path(self.path) as temporary:
+                tree.to_netcdf(temporary, engine="h5netcdf")
         except OSError as error:
             raise OutputError(
                 f"cannot write {self.path} ({error.strerror or error}); free space or choose "
                 "another --out (what was saved before stays in the previous copy)"
             ) from None
-        finally:
-            if temporary is not None and os.path.exists(temporary):
-                os.remove(temporary)
 
 
 def _storable(value: Any) -> Any:
@@ -178,10 +168,6 @@ def _storable(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (str, int, float, np.integer, np.floating)):
         return json.dumps(value, default=str)
     return value
-
-
-def _encode_bools(dataset: xr.Dataset) -> xr.Dataset:
-    return _convert(dataset, lambda a: a.dtype == bool, np.int8, {BOOL_MARKER: "bool"})
 
 
 def _decode_bools(dataset: xr.Dataset) -> xr.Dataset:

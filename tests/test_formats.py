@@ -5,6 +5,7 @@ import shutil
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import rginspect
 from rginspect.errors import (
     ArchitectureMismatchError,
     CheckpointNotFoundError,
+    CheckpointValueError,
     InvertibilityWarning,
     NonFiniteWeightsError,
     NotACheckpointError,
@@ -424,3 +426,77 @@ def test_cuda_matches_cpu(rgflow_model, rgflow_reference):
 def test_neuralrg_config_round_trips_through_builder():
     model = RGFlowModel.from_config(neuralrg_config(channels=2, L=8, nlayers=2, nmlp=1, nhidden=4))
     assert model.latents_per_level() == [96, 24, 8]
+
+
+# -- values read besides the weights ---------------------------------------------------------------
+PHI4 = Path(rginspect.__file__).parent / "assets" / "phi4_L16.pt"
+
+
+def _native_with(tmp_path, where: tuple, value):
+    checkpoint = torch.load(PHI4, weights_only=True)
+    container = checkpoint
+    for key in where[:-1]:
+        container = container[key]
+    container[where[-1]] = value
+    torch.save(checkpoint, tmp_path / "model.pt")
+    return tmp_path / "model.pt"
+
+
+def _neuralrg_with(tmp_path, key: str, value):
+    import h5py
+
+    run = tmp_path / "run"
+    shutil.copytree(NEURALRG_RUN / "savings", run / "savings")
+    with (
+        h5py.File(NEURALRG_RUN / "parameters.hdf5") as source,
+        h5py.File(run / "parameters.hdf5", "w") as copy,
+    ):
+        for name in source:
+            copy[name] = value if name == key else source[name][()]
+    return run
+
+
+def _rgflow_with(tmp_path, folder: str, key: str, value):
+    payload = torch.load(RGFLOW_STATE, weights_only=True)
+    payload["flow"][key] = value
+    path = tmp_path / folder / "out_save" / "60.state"
+    path.parent.mkdir(parents=True)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: _native_with(p, ("config", "L"), "16"), CheckpointValueError,
+         "config.L = '16' is not an integer"),
+        (lambda p: _native_with(p, ("config", "nhidden"), [64] * 3), CheckpointValueError,
+         "config.nhidden must list one number per sublayer (8)"),
+        (lambda p: _native_with(p, ("config", "channels"), 3), ArchitectureMismatchError,
+         "config makes flow.blocks.0.masks (4, 12)"),
+        (lambda p: _native_with(p, ("action", "kappa"), math.nan), CheckpointValueError,
+         "action: action parameter kappa must be a finite number"),
+        (lambda p: _native_with(p, ("action", "L"), 8), CheckpointValueError,
+         "the action is for 2 channel(s) on L=8"),
+        (lambda p: _native_with(p, ("provenance",), {"loss": torch.ones(2)}), CheckpointValueError,
+         "provenance is not a dict of plain values"),
+        (lambda p: _native_with(p, ("rginspect_format",), "1"), CheckpointValueError,
+         "rginspect_format = '1' is not an integer"),
+        (lambda p: _neuralrg_with(p, "T", -1.0), CheckpointValueError, "T = -1.0 must be positive"),
+        (lambda p: _neuralrg_with(p, "L", 6), CheckpointValueError, "L = 6 is not a power of two"),
+        (lambda p: _neuralrg_with(p, "L", [8, 8]), CheckpointValueError,
+         "L = array([8, 8]) is not an integer"),
+        (lambda p: _rgflow_with(p, "renamed", "prior.scale", torch.tensor(-0.5)),
+         CheckpointValueError, "prior.scale must be positive"),
+        (lambda p: _rgflow_with(p, "laplace_nl2_nr1_nm1_nh64", "layers.2.mask_left",
+                                torch.full((3, 4, 4), 0.5)),
+         CheckpointValueError, "layers.2.mask_left is a mask but holds values other than 0 and 1"),
+        (lambda p: _rgflow_with(p, "laplace_nl2_nr1_nm1_nh512", "prior.scale",
+                                torch.tensor(2**-0.5)),
+         ArchitectureMismatchError, "says nh512, the weights hold nhidden 64,64,64,64 per level"),
+    ],
+)  # fmt: skip
+def test_values_read_besides_the_weights_name_their_key(tmp_path, make, error, message):
+    with pytest.raises(error) as raised:
+        rginspect.load(make(tmp_path))
+    assert message in str(raised.value) and "\n" not in str(raised.value)

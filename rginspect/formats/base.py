@@ -24,6 +24,7 @@ from ..errors import (
     NotACheckpointError,
     UntrustedCheckpointError,
 )
+from .checks import state_dict_of
 
 if TYPE_CHECKING:
     from ..model import RGFlowModel
@@ -93,19 +94,19 @@ def read_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
         ) from None
     except Exception as error:  # torch's readers fail in many ways on a damaged file
         raise NotACheckpointError(
-            f"{path}: truncated or corrupted checkpoint ({_first_line(error) or 'unexpected end'}); "
+            f"{path}: truncated or corrupted checkpoint ({first_line(error) or 'unexpected end'}); "
             "copy or save it again"
         ) from None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:160] if text else ""
 
 
 def _last_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower()]
-    return (lines[-1] if lines else _first_line(error))[:160]
+    return (lines[-1] if lines else first_line(error))[:160]
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: Path | str) -> None:
@@ -156,6 +157,7 @@ def load_state_strictly(
     model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Path | str
 ) -> None:
     """Check keys, shapes, dtypes and finiteness, then load, keeping the checkpoint's floating dtype."""
+    state = state_dict_of(state, source, "the state dict")
     expected = model.state_dict()
     require_keys(state, {key: value.shape for key, value in expected.items()}, source)
     wrong = [

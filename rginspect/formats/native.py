@@ -14,10 +14,26 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import ArchitectureError, NotACheckpointError
+from ..atomic import atomic_path
+from ..errors import (
+    ArchitectureError,
+    CheckpointValueError,
+    NotACheckpointError,
+    OutputError,
+    RGInspectError,
+)
 from ..hooks import hookimpl
 from ..model import RGFlowModel
-from .base import CheckpointFormat, load_state_strictly, pickle_strings, read_torch_file
+from .base import (
+    CheckpointFormat,
+    first_line,
+    load_state_strictly,
+    pickle_strings,
+    read_torch_file,
+    require_keys,
+)
+from .checks import integer, state_dict_of, tensor_entry
+from .config import FIX, checked_config
 
 FORMAT_KEY = "rginspect_format"
 FORMAT_VERSION = 1
@@ -43,20 +59,68 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
         payload = read_torch_file(path, trust_checkpoint)
     if not isinstance(payload, dict) or FORMAT_KEY not in payload:
         raise NotACheckpointError(f"{path}: not an rginspect native checkpoint; pass format=...")
-    if payload[FORMAT_KEY] > FORMAT_VERSION:
+    version = integer(payload[FORMAT_KEY], FORMAT_KEY, path, fix=FIX)
+    if version > FORMAT_VERSION:
         raise NotACheckpointError(
-            f"{path}: native format version {payload[FORMAT_KEY]} is newer than this rginspect "
+            f"{path}: native format version {version} is newer than this rginspect "
             f"reads ({FORMAT_VERSION}); upgrade rginspect"
         )
-    action = None
-    if payload.get("action"):
-        from ..physics import build_action
-
-        action = build_action(payload["action"])
-    provenance = {"training": payload["provenance"]} if payload.get("provenance") else {}
-    model = RGFlowModel.from_config(payload["config"], action=action, provenance=provenance)
-    load_state_strictly(model, payload["state_dict"], path)
+    state = state_dict_of(payload.get("state_dict"), path, "state_dict")
+    config = checked_config(payload.get("config"), state, path)
+    try:
+        with torch.device("meta"):  # sizes against the weights before allocating anything
+            skeleton = RGFlowModel.from_config(config).state_dict()
+    except (RuntimeError, OverflowError) as error:  # sizes beyond what torch can represent
+        raise CheckpointValueError(
+            f"{path}: config cannot be built ({first_line(error)}); {FIX}"
+        ) from None
+    require_keys(state, {key: value.shape for key, value in skeleton.items()}, path)
+    for key in state:
+        if key.endswith(".masks") or key == "prior.scale":
+            tensor_entry(
+                state, key, path, binary=key.endswith(".masks"), positive=key == "prior.scale"
+            )
+    action = _action(payload.get("action"), config, path)
+    provenance = _training(payload.get("provenance"), path)
+    model = RGFlowModel.from_config(config, action=action, provenance=provenance)
+    load_state_strictly(model, state, path)
     return model
+
+
+def _action(recorded: Any, config: dict[str, Any], path: Path) -> torch.nn.Module | None:
+    """The recorded action, rebuilt, on the model's lattice."""
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict):
+        raise CheckpointValueError(
+            f"{path}: action is a {type(recorded).__name__}, not a dict; {FIX}"
+        )
+    from ..physics import build_action
+
+    try:
+        action = build_action(recorded)
+    except RGInspectError as error:
+        one_line = " ".join(str(error).split())  # the message may show a multi-line value
+        raise CheckpointValueError(f"{path}: action: {one_line}; {FIX}") from None
+    if (action.n_channels, action.L) != (config["channels"], config["L"]):
+        raise CheckpointValueError(
+            f"{path}: the action is for {action.n_channels} channel(s) on L={action.L}, the model "
+            f"has {config['channels']} on L={config['L']}; {FIX}"
+        )
+    return action
+
+
+def _training(recorded: Any, path: Path) -> dict[str, Any]:
+    """The training record as provenance: a JSON-able dict (it goes into every model card)."""
+    if recorded is None:
+        return {}
+    try:
+        json.dumps(recorded, allow_nan=True)
+    except (TypeError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise CheckpointValueError(f"{path}: provenance is not a dict of plain values; {FIX}")
+    return {"training": recorded} if recorded else {}
 
 
 def write_native(model: RGFlowModel, path: Path) -> Path:
@@ -69,26 +133,30 @@ def write_native(model: RGFlowModel, path: Path) -> Path:
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     action = model.action.config() if model.action is not None else None
     training = model.provenance.get("training")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    if path.suffix == ".safetensors":
-        metadata = {
-            FORMAT_KEY: str(FORMAT_VERSION),
-            "config": json.dumps(model.config),
-            "action": json.dumps(action),
-            "provenance": json.dumps(training),
-        }
-        save_file(state, str(temporary), metadata=metadata)
-    else:
-        payload = {
-            FORMAT_KEY: FORMAT_VERSION,
-            "config": model.config,
-            "state_dict": state,
-            "action": action,
-            "provenance": training,
-        }
-        torch.save(payload, temporary)
-    temporary.replace(path)
+    try:
+        with atomic_path(path) as temporary:
+            if path.suffix == ".safetensors":
+                metadata = {
+                    FORMAT_KEY: str(FORMAT_VERSION),
+                    "config": json.dumps(model.config),
+                    "action": json.dumps(action),
+                    "provenance": json.dumps(training),
+                }
+                save_file(state, str(temporary), metadata=metadata)
+            else:
+                payload = {
+                    FORMAT_KEY: FORMAT_VERSION,
+                    "config": model.config,
+                    "state_dict": state,
+                    "action": action,
+                    "provenance": training,
+                }
+                torch.save(payload, temporary)
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch.save: RuntimeError
+        raise OutputError(
+            f"cannot write {path} ({getattr(error, 'strerror', None) or error}); free space or "
+            "choose another path"
+        ) from None
     return path
 
 
@@ -107,13 +175,23 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
             f"{path}: unreadable safetensors file or one without rginspect metadata; save it with "
             "rginspect.save"
         )
-    return {
-        FORMAT_KEY: int(metadata[FORMAT_KEY]),
-        "config": json.loads(metadata["config"]),
-        "action": json.loads(metadata.get("action", "null")),
-        "provenance": json.loads(metadata.get("provenance", "null")),
-        "state_dict": load_file(str(path)),
-    }
+    version = metadata[FORMAT_KEY]
+    payload: dict[str, Any] = {FORMAT_KEY: int(version) if version.isdecimal() else version}
+    for key in ("config", "action", "provenance"):
+        try:
+            payload[key] = json.loads(metadata.get(key, "null"))
+        except json.JSONDecodeError as error:
+            raise CheckpointValueError(
+                f"{path}: metadata {key} is not JSON ({error.msg}, character {error.pos}); {FIX}"
+            ) from None
+    try:
+        payload["state_dict"] = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise NotACheckpointError(
+            f"{path}: truncated or corrupted safetensors file ({first_line(error)}); copy or save "
+            "it again"
+        ) from None
+    return payload
 
 
 NATIVE = CheckpointFormat(

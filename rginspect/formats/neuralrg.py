@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import torch
 
-from ..errors import (
-    ArchitectureMismatchError,
-    NotACheckpointError,
-)
+from ..errors import ArchitectureMismatchError, CheckpointValueError
 from ..hooks import hookimpl
 from ..model import RGFlowModel
 from ..nn.architectures import neuralrg_config
@@ -27,6 +25,7 @@ from .base import (
     CheckpointFormat,
     check_finite,
     epoch_of,
+    first_line,
     load_state_strictly,
     locate_checkpoint,
     newest_file,
@@ -34,8 +33,10 @@ from .base import (
     read_torch_file,
     require_keys,
 )
+from .checks import integer, real, state_dict_of, tensor_entry
 
 PARAMETERS = "parameters.hdf5"
+USED_PARAMETERS = ("L", "nrepeat", "depth", "depthMERA", "T", "kappa", "lamb")
 OPTIONS = ("L", "nrepeat", "depth")
 LINEAR = re.compile(r"^layerList\.(\d+)\.sList\.(\d+)\.layerList\.(\d+)\.weight$")
 
@@ -48,15 +49,14 @@ def sniff(path: Path) -> bool:
 
 def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> RGFlowModel:
     file = locate_checkpoint(path, _find_saving, architecture, OPTIONS, "NeuralRG savings/*.saving")
-    state = read_torch_file(file, trust_checkpoint)
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise NotACheckpointError(
-            f"{file}: not a NeuralRG state dict (torch.save(flow.state_dict()))"
-        )
+    state = state_dict_of(
+        read_torch_file(file, trust_checkpoint), file, "the NeuralRG state dict (flow.state_dict())"
+    )
     symmetrized = any(key.startswith("flow.layerList.") for key in state)
     prefix = "flow." if symmetrized else ""
     parameters = _read_parameters(file)
-    config = _infer_config(state, prefix, parameters | architecture, file)
+    options = _checked_settings(architecture, "option", "pass a positive whole number")
+    config = _infer_config(state, prefix, parameters | options, file)
     action = _action(parameters, config)
     model = RGFlowModel.from_config(
         config,
@@ -78,6 +78,11 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
         expected["flow.prior.sigma"] = (1,)
     check_finite(state, file)  # report bad tensors by the checkpoint's own names
     require_keys(state, expected, file)
+    for key in expected:
+        if key.endswith("prior.sigma"):
+            tensor_entry(state, key, file, positive=True)
+        elif ".maskList" in key:
+            tensor_entry(state, key, file, binary=True)
     load_state_strictly(model, _to_ours(state, prefix), file)
     return model
 
@@ -87,12 +92,61 @@ def _find_saving(folder: Path) -> Path | None:
 
 
 def _read_parameters(file: Path) -> dict[str, Any]:
-    """parameters.hdf5 next to savings/ (scalars as Python numbers); {} if there is none."""
+    """parameters.hdf5 next to savings/ (scalars as Python numbers or text); {} if there is none.
+
+    Entries that are not scalars are left out, except the ones the loader uses, which must be."""
     for folder in (file.parent.parent, file.parent):
-        if (folder / PARAMETERS).is_file():
-            with h5py.File(folder / PARAMETERS, "r") as handle:
-                return {key: handle[key][()].item() for key in handle if handle[key].shape == ()}
+        path = folder / PARAMETERS
+        if path.is_file():
+            try:
+                with h5py.File(path, "r") as handle:
+                    entries = {
+                        key: handle[key][()]
+                        for key in handle
+                        if isinstance(handle[key], h5py.Dataset)
+                        and (handle[key].shape == () or key in USED_PARAMETERS)
+                    }
+            except Exception as error:  # h5py fails in many ways on a damaged file
+                raise CheckpointValueError(
+                    f"{path}: not a readable hdf5 file ({first_line(error)}); copy it again "
+                    "from the training run, or remove it and pass L=..., nrepeat=..."
+                ) from None
+            plain = {key: _plain(value) for key, value in entries.items()}
+            return _checked_settings(
+                plain, path, "copy parameters.hdf5 again from the training run"
+            )
     return {}
+
+
+def _plain(value: Any) -> Any:
+    """An hdf5 scalar as a Python number or text; anything else stays as read (and is refused
+    by the checks if the loader uses it)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return value
+
+
+def _checked_settings(values: dict[str, Any], source: Path | str, fix: str) -> dict[str, Any]:
+    """The hyper-parameters the loader uses (from parameters.hdf5 or options), checked."""
+    for key in ("L", "nrepeat"):
+        if key in values:
+            integer(values[key], key, source, minimum=2 if key == "L" else 1, fix=fix)
+    if "L" in values and values["L"] & (values["L"] - 1):
+        raise CheckpointValueError(f"{source}: L = {values['L']} is not a power of two; {fix}")
+    for key in ("depth", "depthMERA"):
+        if key in values:
+            depth = integer(values[key], key, source, minimum=-1, fix=fix)
+            if depth == 0:
+                raise CheckpointValueError(f"{source}: {key} = 0 levels; -1 means all; {fix}")
+    if "T" in values:
+        real(values["T"], "T", source, positive=True, fix=fix)
+    if "kappa" in values:
+        real(values["kappa"], "kappa", source, fix=fix)
+    if "lamb" in values:
+        real(values["lamb"], "lamb", source, minimum=0.0, fix=fix)
+    return values
 
 
 def _infer_config(
@@ -100,15 +154,15 @@ def _infer_config(
 ) -> dict[str, Any]:
     inner = {key.removeprefix(prefix): value for key, value in state.items()}
     linears: dict[int, torch.Size] = {}
-    for key, value in inner.items():
+    for key in inner:
         match = LINEAR.match(key)
         if match and match[1] == "0" and match[2] == "0":
-            linears[int(match[3])] = value.shape
-    masks = inner.get("layerList.0.maskList")
-    if masks is None or not linears:
+            linears[int(match[3])] = tensor_entry(state, prefix + key, file, dim=2).shape
+    if "layerList.0.maskList" not in inner or 0 not in linears:
         raise ArchitectureMismatchError(
             f"{file}: missing keys: {prefix}layerList.0.maskList / sList (not a NeuralRG MERA)"
         )
+    masks = tensor_entry(state, prefix + "layerList.0.maskList", file, dim=4)
     n_blocks = len({key.split(".")[1] for key in inner if key.startswith("layerList.")})
     nrepeat = int(parameters.get("nrepeat", 1))
     if "L" in parameters:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ArchitectureError
 from ..hooks import hookimpl
-from ..model import RGFlowModel
+from ..model import DOMAINS, RGFlowModel
 from ..nn.preprocessing import LogitTransform
 from ..nn.priors import PRIORS, Prior
 from .base import CheckpointFormat, load_state_strictly, read_torch_file
@@ -98,12 +98,22 @@ def _wrap(built: dict[str, Any], spec: str) -> RGFlowModel:
         raise ArchitectureError(
             f"{spec}: latent_level must have shape (C, L, L), not {level.shape}"
         )
+    if level.dtype.kind not in "iu" or level.size == 0 or level.min() < 0:
+        raise ArchitectureError(
+            f"{spec}: latent_level must hold RG levels as integers >= 0, not {level.dtype} values"
+        )
     prior = built.get("prior", "gaussian")
     if not isinstance(prior, Prior):
-        if prior not in PRIORS:
+        if not isinstance(prior, str) or prior not in PRIORS:
             raise ArchitectureError(f"{spec}: unknown prior {prior!r}; known: {', '.join(PRIORS)}")
         prior = PRIORS[prior](2**-0.5 if prior == "laplace" else 1.0)
     domain = built.get("domain", "field")
+    if not isinstance(domain, str) or domain not in DOMAINS:
+        raise ArchitectureError(
+            f"{spec}: domain must be one of {', '.join(DOMAINS)}, not {domain!r}"
+        )
+    if not isinstance(built.get("provenance") or {}, dict):
+        raise ArchitectureError(f"{spec}: provenance must be a dict")
     return RGFlowModel(
         ModuleFlow(built["flow"]),
         prior,

@@ -29,6 +29,7 @@ from .base import (
     read_torch_file,
     require_keys,
 )
+from .checks import REEXPORT, state_dict_of, tensor_entry
 
 RUN_NAME = re.compile(
     r"(?P<laplace>laplace_)?(?P<ar>ar_)?(?:ks(?P<kernel>\d+)_)?"
@@ -49,13 +50,16 @@ def sniff(path: Path) -> bool:
 def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> RGFlowModel:
     file = locate_checkpoint(path, _find_state, architecture, OPTIONS, "RG-Flow *.state")
     payload = read_torch_file(file, trust_checkpoint)
-    state = payload.get("flow", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ArchitectureMismatchError(f"{file}: no RG-Flow state dict ('flow') inside")
-    state = _strip_prefix(state)
+    state = payload.get("flow", payload) if isinstance(payload, dict) else payload
+    state = _strip_prefix(state_dict_of(state, file, "the RG-Flow state dict ('flow')"))
     config = _infer_config(state, file, architecture)
     model = RGFlowModel.from_config(
-        config, provenance={"run_name": _run_name(file), "epoch": epoch_of(file)}
+        config,
+        provenance={
+            "run_name": _run_name(file),
+            "epoch": epoch_of(file),
+            "dataset": _dataset(file),
+        },
     )
     expected = {_upstream_key(k): v.shape for k, v in model.state_dict().items()}
     block_shape = (config["channels"], config["kernel"], config["kernel"])
@@ -70,6 +74,10 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
     }
     check_finite(state, file)  # report bad tensors by the checkpoint's own names
     require_keys(state, expected, file, optional)
+    tensor_entry(state, "prior.scale", file, positive=True)
+    for s in range(len(model.flow.blocks)):
+        for side in ("left", "right"):
+            tensor_entry(state, f"layers.{s}.mask_{side}", file, binary=True)
     load_state_strictly(model, _to_ours(state, model), file)
     return model
 
@@ -83,6 +91,14 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if all(key.startswith(prefix) for key in state):
             return {key.removeprefix(prefix): value for key, value in state.items()}
     return state
+
+
+def _dataset(file: Path) -> str | None:
+    """The dataset a run was trained on: upstream saves under saved_model/<dataset>/<run>/."""
+    for folder in file.parents[:3]:
+        if RUN_NAME.fullmatch(folder.name):
+            return folder.parent.name or None
+    return None
 
 
 def _run_name(file: Path) -> str | None:
@@ -99,7 +115,7 @@ def _infer_config(
     sublayers: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"layers": set(), "resblocks": set(), "linears": set()}
     )
-    for key, value in state.items():
+    for key in state:
         match = LINEAR.match(key)
         if match:
             s, layer, resblock, position = map(int, match.groups())
@@ -109,16 +125,19 @@ def _infer_config(
             if layer == 0 and resblock == 0:
                 entry["linears"].add(position)
                 if position == 1:
-                    entry["nhidden"], entry["width"] = value.shape
+                    entry["nhidden"], entry["width"] = tensor_entry(state, key, file, dim=2).shape
     n_sublayers = len(sublayers)
     if n_sublayers == 0 or sorted(sublayers) != list(range(n_sublayers)) or n_sublayers % 2:
         raise ArchitectureMismatchError(
             f"{file}: no complete RG-Flow sublayers (layers.<i>.s_layers...) in the state dict"
         )
-    mask = state.get("layers.0.mask_left")
-    if mask is None or mask.dim() != 3:
-        raise ArchitectureMismatchError(f"{file}: missing keys: layers.0.mask_left")
+    mask = tensor_entry(state, "layers.0.mask_left", file, dim=3)
     channels, kernel = mask.shape[0], mask.shape[1]
+    if mask.shape[2] != kernel or kernel < 2:
+        raise ArchitectureMismatchError(
+            f"{file}: wrong shapes: layers.0.mask_left {tuple(mask.shape)} is not (C, K, K) with "
+            "a block size K >= 2; the file does not hold an RG-Flow model"
+        )
     name = _run_name(file)
     parsed = RUN_NAME.fullmatch(name) if name else None
     if parsed and parsed["ar"]:
@@ -135,23 +154,46 @@ def _infer_config(
             f"{file}: {n_sublayers} sublayers of kernel {kernel} make L={L}, not L={architecture['L']}"
         )
     prior = architecture.get("prior") or _prior_kind(parsed, state, file)
-    return rgflow_config(
-        channels=channels,
-        L=L,
-        kernel=kernel,
-        nlayers=[len(sublayers[s]["layers"]) for s in range(n_sublayers)],
-        nresblocks=[len(sublayers[s]["resblocks"]) for s in range(n_sublayers)],
-        nmlp=[len(sublayers[s]["linears"]) - 1 for s in range(n_sublayers)],
-        nhidden=[sublayers[s]["nhidden"] for s in range(n_sublayers)],
-        prior=prior,
-    )
+    sizes = {
+        "nlayers": [len(sublayers[s]["layers"]) for s in range(n_sublayers)],
+        "nresblocks": [len(sublayers[s]["resblocks"]) for s in range(n_sublayers)],
+        "nmlp": [len(sublayers[s]["linears"]) - 1 for s in range(n_sublayers)],
+        "nhidden": [sublayers[s].get("nhidden") for s in range(n_sublayers)],
+    }
+    if None in sizes["nhidden"]:
+        s = sizes["nhidden"].index(None)
+        raise ArchitectureMismatchError(
+            f"{file}: missing keys: layers.{s}.s_layers.0.res_blocks.0.1.weight_v; {REEXPORT}"
+        )
+    if parsed:
+        _check_run_name(parsed, sizes, file)
+    return rgflow_config(channels=channels, L=L, kernel=kernel, prior=prior, **sizes)
+
+
+def _check_run_name(parsed: re.Match, sizes: dict[str, list[int]], file: Path) -> None:
+    """The run-folder name states the sizes too (per level, or one for all): they must agree."""
+    for name, short in (("nlayers", "nl"), ("nresblocks", "nr"), ("nmlp", "nm"), ("nhidden", "nh")):
+        text, per_sublayer = parsed[name], sizes[name]
+        stated = [int(part) for part in text.split(",") if part]
+        if len(stated) == 1:
+            stated = stated * len(per_sublayer)
+        elif len(stated) == len(per_sublayer) // 2:
+            stated = [value for value in stated for _ in range(2)]
+        if stated != per_sublayer:
+            raise ArchitectureMismatchError(
+                f"{file}: the run folder {parsed[0]} says {short}{text}, the weights hold "
+                f"{name} {','.join(map(str, per_sublayer[::2]))} per level; rename the folder to "
+                "match, or move the file out of it"
+            )
 
 
 def _prior_kind(parsed: re.Match | None, state: dict[str, torch.Tensor], file: Path) -> str:
     """From the run name; without one, from the stored scale (laplace 1/√2, gaussian 1)."""
     if parsed:
         return "laplace" if parsed["laplace"] else "gaussian"
-    scale = float(state.get("prior.scale", torch.tensor(2**-0.5)))
+    scale = 2**-0.5
+    if "prior.scale" in state:  # read before the strict match: checked here
+        scale = float(tensor_entry(state, "prior.scale", file, shape=(), positive=True))
     kind = "gaussian" if abs(scale - 1.0) < 1e-6 else "laplace"
     warnings.warn(
         f"{file}: no RG-Flow run-folder name (like laplace_nl2_nr1_nm1_nh64) around the file; "

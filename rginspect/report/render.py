@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from markupsafe import Markup  # noqa: E402
 
 from ..analysis import Section  # noqa: E402
+from ..atomic import atomic_path  # noqa: E402
 from ..errors import OutputError  # noqa: E402
 
 _ENVIRONMENT = jinja2.Environment(
@@ -77,20 +76,13 @@ def render_report(
 def write_report(path: Path, html: str) -> Path:
     """Write atomically, so a reader never sees half a report."""
     path = Path(path)
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(html)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            temporary.write_text(html, encoding="utf-8")
     except OSError as error:
         raise OutputError(
             f"cannot write {path} ({error.strerror or error}); free space or choose another --out"
         ) from None
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 
