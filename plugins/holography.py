@@ -39,9 +39,9 @@ class Holography(Analysis):
     description = (
         "Bulk geometry from residual MI between latents: hyperbolic radius R vs a flat fit"
     )
-    version = "1"
+    version = "2"
     parameters = {
-        "samples": Parameter(int, 4096, "inputs to encode"),
+        "inputs": Parameter(int, 4096, "inputs to encode"),
         "resamples": Parameter(int, 20, "bootstrap resamples of the inputs for R's error"),
     }
     domains = ("field",)
@@ -52,8 +52,8 @@ class Holography(Analysis):
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
         model, settings = context.model, context.parameters
-        x, source = context.target_inputs(settings["samples"])
-        vectors = site_vectors(model.encode(x)[0].double().cpu().numpy())
+        _, z, source = context.target_latents(settings["inputs"])
+        vectors = site_vectors(z.double().cpu().numpy())
         L = model.data_shape[1]
         level = model.latent_level[0].ravel()
         rows, cols = np.divmod(np.arange(L * L), L)
@@ -187,7 +187,8 @@ class Holography(Analysis):
 def bulk_distances(
     rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, L: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-radius hyperbolic geodesics and flat distances between all bulk points."""
+    """Unit-radius hyperbolic geodesics and flat distances between all bulk points, symmetric
+    exactly: every term is a sum, product or square of differences, whose order cannot matter."""
     boundary = periodic_distance(rows, cols, L)
     dz = depth[:, None] - depth[None, :]
     geodesic = np.arccosh(1 + (boundary**2 + dz**2) / (2 * depth[:, None] * depth[None, :]))

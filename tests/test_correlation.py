@@ -18,6 +18,7 @@ from rginspect.physics.correlation import (
     CorrelationEstimate,
     bootstrap_weights,
     chord_length,
+    decaying_range,
     estimate_correlation,
     exponential_form,
     integrated_autocorrelation_time,
@@ -190,12 +191,59 @@ def test_image_correlation_recovers_the_correlation_length(tmp_path):
     images = np.clip(0.5 + 0.08 * separable_ar1_images(3000, 16, 2.0), 0, 1)
     model = RGFlowModel.from_config(rgflow_config(channels=3, L=16, kernel=4, nhidden=8))
     data = DataBatch(images_or_fields=images.astype(np.float32), source="AR(1) images")
-    result = Correlation().run(RunContext(model, {**DEFAULTS, "samples": 3000}, seed=0, data=data))
+    result = Correlation().run(RunContext(model, {**DEFAULTS, "inputs": 3000}, seed=0, data=data))
     assert abs(float(result.xi) - 2.0) < 4 * float(result.xi_error)
     assert float(result.amplitude.sel(form="exponential")) == pytest.approx(3 * 0.08**2, rel=0.1)
-    assert result.label.item() == "short-range (exponential)"
+    assert result.label.item() == "exponential decay"
+    assert bool(result.fit_accepted.sel(form="exponential"))
     assert np.isnan(float(result.acceptance_rate))
     path = tmp_path / "correlation.nc"
     result.to_netcdf(path, engine="h5netcdf")
     section = Correlation().render(xr.load_dataset(path, engine="h5netcdf"))
-    assert "short-range" in section.text and len(section.tables) == 1
+    assert section.text.startswith("Exponential decay describes C(r)")
+    assert len(section.tables) == 1
+    assert section.figures[0].figure.axes[0].get_yscale() == "log"
+
+
+def test_image_correlation_that_changes_sign_is_not_fitted_and_shown_on_linear_axes():
+    """Images 0.5 + 0.1 s cos(π(i + j)/2) with a random sign s per image and pixel noise: the
+    connected C(r) is 3 · 0.1² · ½ cos(πr/2), zero at r = 1 and negative at r = 2."""
+    n, L = 2000, 16
+    i, j = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
+    sign = rng.choice([-1.0, 1.0], size=(n, 1, 1, 1))
+    images = 0.5 + 0.1 * sign * np.cos(np.pi * (i + j) / 2) + 0.05 * rng.normal(size=(n, 3, L, L))
+    model = RGFlowModel.from_config(rgflow_config(channels=3, L=L, kernel=4, nhidden=8))
+    data = DataBatch(images_or_fields=images.astype(np.float32), source="stripes")
+    result = Correlation().run(RunContext(model, {**DEFAULTS, "inputs": n}, seed=0, data=data))
+    c = result.correlation.values
+    assert c[2] == pytest.approx(-0.015, abs=6 * float(result.correlation_error[2]))
+    assert result.label.item() == "no fit form describes C(r)"
+    assert np.isnan(float(result.xi)) and np.isnan(result.fit.values).all()
+    section = Correlation().render(result)
+    assert section.text.startswith("No fit form describes C(r)")
+    assert "phase" not in section.text
+    left, right = section.figures[0].figure.axes
+    assert left.get_yscale() == "linear" and right.get_yscale() == "symlog"
+    assert left.get_ylim()[0] < c[1:].min() and left.get_ylim()[1] > c[1:].max()  # r ≥ 1 shown
+
+
+def test_decaying_range_stops_where_a_decay_form_cannot_hold():
+    value = np.array([1.0, 0.5, 0.25, 0.1, 0.12, 0.05])
+    error = np.full(6, 0.01)
+    np.testing.assert_array_equal(
+        decaying_range(value, error, 1), [False, True, True, True, False, False]
+    )  # r = 4 rises
+    value[2] = 0.015  # within 2σ of zero: stop before r = 2
+    np.testing.assert_array_equal(decaying_range(value, error, 1), [False, True] + [False] * 4)
+
+
+def test_a_fit_of_the_wrong_form_is_rejected_by_its_chi2():
+    """A pure power law with 0.5% errors: the power law's χ² is acceptable (p ≥ 10⁻³), the
+    exponential's is not; with 30% errors the data cannot reject either."""
+    r = np.arange(9)
+    truth = np.r_[3.0, power_form(r[1:], 1.5, 0.8)]
+    precise = select_decay(synthetic(truth, 0.005))
+    assert precise.accepted.tolist() == [False, True]
+    assert precise.p_values[0] < 1e-6
+    vague = select_decay(synthetic(truth, 0.3))
+    assert vague.accepted.all()

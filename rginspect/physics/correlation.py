@@ -12,6 +12,11 @@ Without periodicity (images) they reduce to A e^{−r/ξ} and B r^{−η}. Both 
 the Akaike criterion AIC = χ² + 2k picks the form with the smaller χ², and refitting every bootstrap
 resample says how often that choice would change.
 
+A fit is only as good as its χ²: `DecaySelection.p_values` are the χ² tail probabilities (with
+two parameters fitted), and a form with p < ACCEPTABLE_P does not describe C(r). Image correlations
+need not decay monotonically (MSDS tiles repeat every few pixels, so C(r) crosses zero and rises
+again); `decaying_range` is the stretch a decay form can describe at all.
+
 The phase follows the form, with one physical bound: in a 2D O(2) field quasi-long-range order has
 η ≤ 1/4 (the BKT value at the transition), so a power law with a larger η is a correlation length
 comparable to L, not order; `eta_max` applies such a bound to the full sample and every resample.
@@ -25,10 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import curve_fit
+from scipy.stats import chi2 as chi2_distribution
 
 FORMS = ("exponential", "power law")
 # two parameters per form: with two points both fit exactly and AIC cannot choose
 MIN_FIT_POINTS = 3
+# a fit whose χ² is this improbable (for its degrees of freedom) does not describe the data
+ACCEPTABLE_P = 1e-3
 
 
 def two_point_function(fields: torch.Tensor, *, periodic: bool = True) -> torch.Tensor:
@@ -230,6 +238,19 @@ class DecaySelection:
     eta_max: float | None = None
 
     @property
+    def p_values(self) -> np.ndarray:
+        """(2,) probability of a χ² at least this large if the form were right (NaN without dof)."""
+        dof = len(self.fit_distance) - 2
+        if dof < 1:
+            return np.full(2, np.nan)
+        return np.array([chi2_distribution.sf(fit.chi2, dof) for fit in self.fits])
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """(2,) whether each form's χ² is acceptable (p ≥ ACCEPTABLE_P)."""
+        return self.p_values >= ACCEPTABLE_P
+
+    @property
     def best(self) -> str:
         return FORMS[int(np.argmin([fit.aic for fit in self.fits]))]
 
@@ -255,22 +276,37 @@ def fit_mask(distance: np.ndarray, r_min: int) -> np.ndarray:
     return np.asarray(distance) >= max(r_min, 1)
 
 
+def decaying_range(value: np.ndarray, error: np.ndarray, r_min: int) -> np.ndarray:
+    """Mask of the distances r_min ≤ r < r_stop, where r_stop is the first distance at which C(r)
+    is no longer above twice its error or no longer falling: beyond it a decay form cannot hold."""
+    keep = np.zeros(len(value), dtype=bool)
+    start = max(r_min, 1)
+    for r in range(start, len(value)):
+        if value[r] <= 2 * error[r] or (r > start and value[r] >= value[r - 1]):
+            break
+        keep[r] = True
+    return keep
+
+
 def select_decay(
     estimate: CorrelationEstimate,
     *,
     r_min: int = 1,
+    r_max: int | None = None,
     period: float | None = None,
     eta_max: float | None = None,
 ) -> DecaySelection:
-    """Fit both forms for r ≥ r_min and choose by AIC (and `eta_max`, see the module docstring);
-    refit every bootstrap resample with the same errors to see how stable the choice and the
-    parameters are."""
+    """Fit both forms for r_min ≤ r ≤ r_max (default: every distance) and choose by AIC (and
+    `eta_max`, see the module docstring); refit every bootstrap resample with the same errors to
+    see how stable the choice and the parameters are."""
     keep = fit_mask(estimate.distance, r_min)
+    if r_max is not None:
+        keep &= estimate.distance <= r_max
     if keep.sum() < MIN_FIT_POINTS:
         raise ValueError(
-            f"r_min={r_min} leaves {int(keep.sum())} distance(s) up to L/2 = "
-            f"{estimate.distance[-1]}; the fits need at least {MIN_FIT_POINTS}: lower r_min "
-            "(it must stay ≥ 1) or use a larger lattice"
+            f"r_min={r_min} leaves {int(keep.sum())} distance(s) up to "
+            f"{estimate.distance[-1] if r_max is None else r_max}; the fits need at least "
+            f"{MIN_FIT_POINTS}: lower r_min (it must stay ≥ 1) or use a larger lattice"
         )
     r, error = estimate.distance[keep], estimate.error[keep]
     try:
