@@ -26,7 +26,7 @@ from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section,
 from rginspect.model import RGFlowModel
 from rginspect.physics import IsingAction, ising_log_z, ising_relaxation_log_z_offset
 
-from .correlation import action_attrs, flow_samples
+from .correlation import action_attrs, run_flow_samples
 
 
 class FreeEnergy(Analysis):
@@ -53,12 +53,8 @@ class FreeEnergy(Analysis):
         model, p = context.model, context.parameters
         if p["samples"] < 2:
             raise ValueError(f"free_energy needs at least 2 samples, got {p['samples']}")
-        _, log_q, action = flow_samples(
-            model,
-            p["samples"],
-            batch_size=p["batch_size"],
-            generator=context.generator(),
-            symmetrize=p["symmetrize"],
+        _, log_q, action = run_flow_samples(
+            context, p["samples"], batch_size=p["batch_size"], symmetrize=p["symmetrize"]
         )
         log_w = (-action - log_q).numpy()
         if not np.isfinite(log_w).all():

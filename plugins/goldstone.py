@@ -28,8 +28,8 @@ from rginspect.model import RGFlowModel
 class Goldstone(Analysis):
     name = "goldstone"
     description = "Circular correlation of the global O(2) phase with the top-level latents' phase"
-    version = "1"
-    parameters = {"samples": Parameter(int, 4096, "fields to encode")}
+    version = "2"  # 2: `samples` renamed `inputs`
+    parameters = {"inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples)")}
     domains = ("field",)
 
     def applies_to(self, model: RGFlowModel) -> str | None:
@@ -44,8 +44,8 @@ class Goldstone(Analysis):
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
         model = context.model
-        x, source = context.target_inputs(context.parameters["samples"])
-        z = model.encode(x)[0].double().cpu().numpy()
+        x, z, source = context.target_latents(context.parameters["inputs"])
+        z = z.double().cpu().numpy()
         fields = x.double().cpu().numpy()
         total = fields.sum(axis=(2, 3))
         global_phase = np.arctan2(total[:, 1], total[:, 0])

@@ -8,6 +8,8 @@ the model.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,15 @@ if TYPE_CHECKING:
     import pandas
     import torch
     import xarray
+    from tqdm import tqdm
 
     from .data import DataBatch
     from .model import RGFlowModel
+    from .physics.samplers import HMCResult
+
+FIRST_BATCH = 8  # inputs in_batches times first, to measure the model's cost per input
+BATCH_SECONDS = 1.0  # what each later batch aims to take: the progress bar moves every second
+MAX_BATCH = 1024  # a cap, so a cheap model's activations stay within memory
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,57 @@ class RunContext:
     data: DataBatch | None = None
     results: dict[str, xarray.Dataset] = field(default_factory=dict)
     out_dir: Path | None = None  # where the run writes; for files beside results.nc (e.g. GIFs)
+    show_progress: bool = True  # False under --quiet: progress() bars stay hidden
+    inputs_limit: int | None = None  # --samples: how many model/HMC samples the run may draw
+    inputs_requested: int = 0  # the most inputs one model_inputs/target_inputs call asked for
+    inputs_used: int = 0  # how many that call got (fewer when the data or --samples run short)
+    inputs_planned: int = 0  # the most inputs the run's analyses ask for (sizes shared draws)
+    shared: dict[Any, Any] = field(default_factory=dict)  # one per run: draws analyses share
+
+    def progress(
+        self, iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = ""
+    ) -> tqdm:
+        """A progress bar for work inside an analysis (samples, probes, steps), so a long
+        analysis shows movement instead of a frozen run bar; hidden when the run is quiet.
+        Iterate over it, or call `update(n)` on it with `total` given; it closes itself when
+        iterated to the end, otherwise use it as a context manager."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, leave=False, disable=not self.show_progress)
+
+    def in_batches(
+        self, function: Callable[[torch.Tensor], tuple], x: torch.Tensor, *, desc: str = ""
+    ) -> tuple:
+        """`function(x)` for a per-input map, computed over batches of x sized to the model's cost:
+        the first batch is small and timed, each next one is scaled to take about
+        BATCH_SECONDS. A small model runs in a few large batches, a paper-size one in batches that
+        bound its memory and move the progress bar. Returns function's outputs, concatenated
+        along the batch (outputs that are not tensors, such as a list per model, from the first
+        batch)."""
+        import torch
+
+        if len(x) == 0:
+            return tuple(function(x))
+        outputs, start, size = [], 0, min(FIRST_BATCH, len(x))
+        with self.progress(total=len(x), desc=desc) as bar:
+            while start < len(x):
+                began = time.perf_counter()
+                outputs.append(function(x[start : start + size]))
+                seconds = max(time.perf_counter() - began, 1e-3)
+                start += size
+                bar.update(size)
+                size = max(1, min(int(size * BATCH_SECONDS / seconds), 2 * size, MAX_BATCH))
+        return tuple(
+            torch.cat(parts) if isinstance(parts[0], torch.Tensor) else parts[0]
+            for parts in zip(*outputs, strict=True)
+        )
+
+    def once(self, key: tuple, draw: Callable[[], Any]) -> Any:
+        """draw(), computed once per run for `key` and given to every analysis that asks with the
+        same key (flow samples of one count and seed, say); callers must not modify it."""
+        if key not in self.shared:
+            self.shared[key] = draw()
+        return self.shared[key]
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed, so the same seed gives the same numbers."""
@@ -80,20 +139,44 @@ class RunContext:
         self, n: int, *, dequantize: bool = False, offset: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """Up to n inputs in model space, the log-det of the preprocessing (0 for fields), and
-        where they came from: the run's data when there is some, else samples of the model."""
+        where they came from: the run's data when there is some, else samples of the model.
+
+        Images: the log-det is that of the map from [0, 1] image space, also for model samples
+        (taken at their decoded image), so densities of data and samples are comparable.
+        `dequantize` spreads each pixel uniformly over its quantisation bin (width
+        1/data.levels); continuous data and model samples have no bins and get no noise."""
         import torch
 
         model, generator = self.model, self.generator(offset)
         device = model.prior.scale.device
         if self.data is None:
-            x = model.sample(n, generator=generator).to(device)
+            x = model.sample(self._take(n, self.inputs_limit), generator=generator).to(device)
+            if model.domain == "image":
+                return x, model.preprocessing.log_det_at(x), "model samples"
             return x, torch.zeros(len(x), dtype=x.dtype, device=device), "model samples"
-        values = torch.as_tensor(self.data.images_or_fields[:n], device=device)
-        values = values.to(model.prior.scale.dtype)
+        values = self.data.images_or_fields[: self._take(n, len(self.data.images_or_fields))]
+        values = torch.as_tensor(values, device=device).to(model.prior.scale.dtype)
         if model.domain == "image":
-            x, logdet = model.preprocess(values, dequantize=dequantize, generator=generator)
+            levels = self.data.levels
+            if dequantize and levels:
+                noise = torch.rand(values.shape, generator=generator, device=generator.device)
+                values = (values * (levels - 1) + noise.to(values)) / levels
+            x, logdet = model.preprocess(values)
             return x, logdet, self.data.source
         return values, torch.zeros(len(values), dtype=values.dtype, device=device), self.data.source
+
+    @property
+    def targets_are_model_samples(self) -> bool:
+        """True when target_inputs can only give the model's own samples (no data, no action):
+        their latents are prior draws, so comparing them with the prior compares it with itself."""
+        return self.data is None and self.model.action is None
+
+    def _take(self, n: int, available: int | None) -> int:
+        """How many of n asked-for inputs there are, recorded so the engine can say when short."""
+        take = n if available is None else min(n, available)
+        if n >= self.inputs_requested:
+            self.inputs_requested, self.inputs_used = n, take
+        return take
 
     def target_inputs(self, n: int, *, offset: int = 0) -> tuple[torch.Tensor, str]:
         """Up to n inputs from the distribution the model was trained to match, for analyses that
@@ -101,17 +184,44 @@ class RunContext:
         the run's data, else HMC samples of the model's action, else (with a note) model samples."""
         model = self.model
         if self.data is None and model.action is not None:
-            from .physics import hmc
-
-            result = hmc(
-                model.action, n, n_chains=64, n_burnin=300, generator=self.generator(offset)
-            )
-            x = result.samples.to(model.prior.scale)
+            n = self._take(n, self.inputs_limit)
+            result = self._hmc_ensemble(n, offset)
+            x = result.samples[:n].to(model.prior.scale)
             return x, f"HMC samples of the action (acceptance {result.acceptance_rate:.0%})"
         x, _, source = self.model_inputs(n, offset=offset)
         if self.data is None:
             source += " (latents of a model's own samples are independent by construction)"
         return x, source
+
+    def target_latents(self, n: int, *, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """target_inputs(n) and their latents, encoded once per run and shared: the analyses of
+        the latents' statistics (mutual_info, holography, goldstone) encode the same fields."""
+        x, source = self.target_inputs(n, offset=offset)
+        key = ("target latents", len(x), offset)
+        z = self.once(key, lambda: self.in_batches(self.model.encode, x, desc="encode")[0])
+        return x, z, source
+
+    def _hmc_ensemble(self, n: int, offset: int) -> HMCResult:
+        """At least n HMC fields of the action, drawn once per run (per seed offset) and shared
+        by every analysis: burn-in dominates the cost, and a draw of N fields begins with exactly
+        the n fields a draw of n would give (the chains take the same steps on the same random
+        numbers), so a prefix of the shared draw is what each analysis would have drawn itself.
+        The first draw is as large as the run plans (`inputs_planned`), so one draw serves all."""
+        from .physics import hmc
+
+        key = ("hmc", self.seed + offset)
+        drawn = self.shared.get(key)
+        if drawn is None or len(drawn.samples) < n:
+            drawn = hmc(
+                self.model.action,
+                max(n, self.inputs_planned),
+                n_chains=64,
+                n_burnin=300,
+                generator=self.generator(offset),
+                progress=self.show_progress,
+            )
+            self.shared[key] = drawn
+        return drawn
 
 
 class Analysis:

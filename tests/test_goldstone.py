@@ -48,7 +48,7 @@ def test_ordered_fields_lock_every_top_latent_to_the_global_phase():
     ordered = np.stack([np.cos(theta), np.sin(theta)], 1)[:, :, None, None] * np.ones((1, 1, 8, 8))
     ordered += 0.1 * rng.standard_normal(ordered.shape)
     result = Goldstone().run(
-        RunContext(identity_field_model(), {"samples": n}, seed=0, data=fields_batch(ordered))
+        RunContext(identity_field_model(), {"inputs": n}, seed=0, data=fields_batch(ordered))
     )
     assert result.phase_locking.min() > 0.95
     assert result.circular_correlation.min() > 0.95
@@ -58,7 +58,7 @@ def test_disordered_fields_show_no_locking(tmp_path):
     n = 2000
     noise = rng.standard_normal((n, 2, 8, 8))
     result = Goldstone().run(
-        RunContext(identity_field_model(), {"samples": n}, seed=0, data=fields_batch(noise))
+        RunContext(identity_field_model(), {"inputs": n}, seed=0, data=fields_batch(noise))
     )
     # Σφ has 64 sites; one site's phase explains 1/64 of it: locking ≈ 1/8 ± noise, top or not
     assert result.phase_locking.max() < 1 / 8 + 4 / np.sqrt(n)

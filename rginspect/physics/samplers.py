@@ -36,14 +36,6 @@ class MetropolisResult:
     accepted_indices: torch.Tensor
 
 
-def _action_and_grad(action: Action, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        s = action(x)
-        (grad,) = torch.autograd.grad(s.sum(), x)
-    return s.detach(), grad
-
-
 def _positive_int(name: str, value: int, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
         bound = "non-negative" if allow_zero else "positive"
@@ -93,7 +85,7 @@ def hmc(
     n_steps = n_burnin + math.ceil(n_samples / n_chains) * thin
     kept_x, kept_s = [], []
     n_accepted = 0
-    s, grad = _action_and_grad(action, x)
+    s, grad = action.action_and_grad(x)
     with torch.no_grad():
         for step in tqdm(range(n_steps), desc="HMC", disable=not progress, leave=False):
             p = torch.randn(shape, generator=generator, dtype=dtype, device=device)
@@ -101,7 +93,7 @@ def hmc(
             x_new, p_new = x, p - 0.5 * step_size * grad
             for i in range(n_leapfrog):
                 x_new = x_new + step_size * p_new
-                s_new, grad_new = _action_and_grad(action, x_new)
+                s_new, grad_new = action.action_and_grad(x_new)
                 p_new = p_new - (step_size if i < n_leapfrog - 1 else 0.5 * step_size) * grad_new
             h_new = s_new + 0.5 * (p_new * p_new).sum((1, 2, 3))
             log_u = torch.rand(n_chains, generator=generator, dtype=dtype, device=device).log()
