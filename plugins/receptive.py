@@ -3,7 +3,9 @@
 RF_l(y, x) = mean over latent samples of Σ_c |∂x_c(y, x)/∂z_l|. The Jacobian comes from
 rginspect.jacobian over the structural cone, exact to rounding. Sizes are measured on the periodic
 lattice the flow lives on: a centre (circular mean), a radius (root second moment about it) and the
-areas holding 50% and 90% of the mass. In a MERA the cone doubles per level, so should the size.
+areas holding 50% and 90% of the mass. In a MERA the cone doubles per level, so should the size;
+the growth is fitted only over levels whose structural cones do not close around the torus (there
+the radius saturates near L/√6 whatever the flow learned).
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ class Receptive(Analysis):
     description = (
         "Exact receptive field of every latent: maps, centres, radii, 50%/90% areas per level"
     )
-    version = "1"
+    version = "2"
     parameters = {
         "samples": Parameter(int, 8, "latent samples the |Jacobian| is averaged over"),
+        "budget": Parameter(
+            float,
+            60.0,
+            "seconds the Jacobians may take: fewer samples if the timed first one says so (0: all)",
+        ),
         "source": Parameter(str, "data", "where the latent samples come from: data or prior"),
         "method": Parameter(str, "auto", "Jacobian method: auto, blocks or probes"),
         "per_level": Parameter(int, 4, "receptive-field maps kept per level (strongest latents)"),
@@ -55,7 +62,12 @@ class Receptive(Analysis):
             )
         z, source = self._latents(context)
         started = time.perf_counter()
-        values, method = decoder_jacobian(model, z, settings["method"])
+        values, method = decoder_jacobian(model, z[:1], settings["method"], context.progress)
+        first_seconds = time.perf_counter() - started  # with the one-off plan: an upper bound
+        used = _samples_within(len(z), settings["budget"], first_seconds)
+        if used > 1:
+            rest, _ = decoder_jacobian(model, z[1:used], method, context.progress)
+            values = torch.cat([values, rest])
         seconds = time.perf_counter() - started
         fields = receptive_fields(values, model)
         cone = model.cone_matrix()
@@ -93,6 +105,11 @@ class Receptive(Analysis):
                     fields[shown].toarray().reshape(len(shown), H, W).astype(np.float32),
                     {"long_name": "receptive fields of the strongest latents of each level"},
                 ),
+                "cone_wraps": (
+                    "level",
+                    cone_wraps(model),
+                    {"long_name": "the level's structural cones close around the periodic lattice"},
+                ),
                 "mean_centred_map": (
                     ("level", "dy", "dx"),
                     centred_level_means(fields, levels, row, col, H, W, model.n_levels),
@@ -112,7 +129,9 @@ class Receptive(Analysis):
             },
             attrs={
                 "source": source,
-                "samples": len(z),
+                "samples": used,
+                "samples_requested": len(z),
+                "budget": settings["budget"],
                 "method": method,
                 "seconds": seconds,
                 "n_latents": model.n_latents,
@@ -136,14 +155,15 @@ class Receptive(Analysis):
     def render(self, dataset: xr.Dataset) -> Section:
         attrs = dataset.attrs
         table = level_table(dataset)
-        growth = size_growth(table)
+        fitted = [int(level) for level in dataset.level.values[dataset.cone_wraps.values == 0]]
+        growth = size_growth(table[table["level"].isin(fitted)])
         unit = dataset.radius.attrs["units"]
         return Section(
             title="Receptive fields",
             how_to_read=(
                 f"How much each latent moves each of the {unit}: Σ_c |∂x_c/∂z| averaged over "
-                f"{attrs['samples']} {attrs['source']}. Fine levels should act locally, coarse levels "
-                "globally, sizes roughly doubling per level."
+                f"{attrs['samples']} {attrs['source']}{_cut_text(attrs)}. Fine levels should act "
+                "locally, coarse levels globally, sizes roughly doubling per level."
             ),
             figures=[
                 Figure(
@@ -160,7 +180,7 @@ class Receptive(Analysis):
             ],
             tables=[Table(table, f"Medians over the latents of each level (sizes in {unit})")],
             text=(
-                f"Radius grows ×{growth:.2f} per level (fit of log radius on level). "
+                f"{_growth_text(growth, fitted, dataset.sizes['level'])} "
                 f"Exact Jacobian by {attrs['method']} in {attrs['seconds']:.2f} s. Forward-mode "
                 f"compression needs {attrs['probes']} probes for {attrs['n_latents']} latents; no "
                 f"colouring can use fewer than {attrs['overlap_clique']} (latents with pairwise "
@@ -170,35 +190,63 @@ class Receptive(Analysis):
 
 
 def field_sizes(fields: sp.csr_matrix, H: int, W: int) -> tuple[np.ndarray, ...]:
-    """Centre (circular mean), RMS radius about it, and the 50%/90% mass areas of every row."""
+    """Centre (circular mean), RMS radius about it, and the 50%/90% mass areas of every row.
+
+    All rows at once over the stored entries (a loop over latents cost seconds at 3072 latents).
+    """
+    fields = fields.tocsr()
     n = fields.shape[0]
-    centre_y, centre_x, radius = np.zeros(n), np.zeros(n), np.zeros(n)
-    area50, area90 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    for latent in range(n):
-        start, stop = fields.indptr[latent], fields.indptr[latent + 1]
-        sites, weight = fields.indices[start:stop], fields.data[start:stop]
-        total = weight.sum()
-        if total <= 0:
-            centre_y[latent] = centre_x[latent] = radius[latent] = np.nan
-            continue
-        y, x = np.divmod(sites, W)
-        centre_y[latent], dy = _circular_centre(y, weight, H)
-        centre_x[latent], dx = _circular_centre(x, weight, W)
-        radius[latent] = np.sqrt(np.sum(weight * (dy**2 + dx**2)) / total)
-        cumulative = np.cumsum(np.sort(weight)[::-1]) / total
-        area50[latent] = np.searchsorted(cumulative, 0.5) + 1
-        area90[latent] = np.searchsorted(cumulative, 0.9) + 1
+    row = np.repeat(np.arange(n), np.diff(fields.indptr))
+    weight = fields.data
+    total = np.bincount(row, weight, n)
+    y, x = np.divmod(fields.indices, W)
+    centre_y, dy = _circular_centre(y, weight, row, n, H)
+    centre_x, dx = _circular_centre(x, weight, row, n, W)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        radius = np.sqrt(np.bincount(row, weight * (dy**2 + dx**2), n) / total)
+    # each row's weights in descending order, and the share of its mass up to each of them
+    order = np.lexsort((-weight, row))
+    cumulative = np.cumsum(weight[order])
+    start = np.concatenate([[0.0], cumulative])[fields.indptr[:-1]]
+    share = (cumulative - start[row[order]]) / total[row[order]]
+    area50 = np.bincount(row[order][share < 0.5], minlength=n) + 1
+    area90 = np.bincount(row[order][share < 0.9], minlength=n) + 1
+    empty = ~(total > 0)
+    centre_y[empty] = centre_x[empty] = radius[empty] = np.nan
+    area50[empty] = area90[empty] = 0
     return centre_y, centre_x, radius, area50, area90
 
 
 def _circular_centre(
-    position: np.ndarray, weight: np.ndarray, period: int
-) -> tuple[float, np.ndarray]:
-    """Weighted circular mean on a ring of `period` sites, and each site's signed offset from it."""
+    position: np.ndarray, weight: np.ndarray, row: np.ndarray, n: int, period: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted circular mean of each of n rows on a ring of `period` sites, and each entry's
+    signed offset from its row's centre."""
     angle = 2 * np.pi * position / period
-    centre = round(np.angle(np.sum(weight * np.exp(1j * angle))) * period / (2 * np.pi), 9) % period
-    offset = (position - centre + period / 2) % period - period / 2
-    return float(centre), offset
+    mean = np.arctan2(
+        np.bincount(row, weight * np.sin(angle), n), np.bincount(row, weight * np.cos(angle), n)
+    )
+    centre = np.round(mean * period / (2 * np.pi), 9) % period
+    offset = (position - centre[row] + period / 2) % period - period / 2
+    return centre, offset
+
+
+def cone_wraps(model: RGFlowModel) -> np.ndarray:
+    """Per level: whether some latent's structural cone covers every row or every column of the
+    lattice, i.e. closes around the torus, so that its fields' sizes saturate."""
+    C, H, W = model.data_shape
+    cone = model.cone_matrix().tocoo()
+    y, x = np.divmod(cone.col % (H * W), W)
+    n = cone.shape[0]
+
+    def covered(position: np.ndarray, period: int) -> np.ndarray:
+        hits = sp.csr_matrix((np.ones(len(position)), (cone.row, position)), shape=(n, period))
+        hits.sum_duplicates()
+        return hits.getnnz(1) == period
+
+    wraps = covered(y, H) | covered(x, W)
+    levels = model.latent_level.ravel()
+    return np.array([wraps[levels == level].any() for level in range(model.n_levels)])
 
 
 def strongest_per_level(levels: np.ndarray, score: np.ndarray, per_level: int) -> list[int]:
@@ -246,12 +294,43 @@ def level_table(dataset: xr.Dataset) -> pd.DataFrame:
 
 
 def size_growth(table: pd.DataFrame) -> float:
-    """Factor by which the median radius grows per level (least squares on log2)."""
+    """Factor by which the median radius grows per level (least squares on log2), over the levels
+    in `table`."""
     usable = table[table["radius"] > 0]
     if len(usable) < 2:
         return float("nan")
     slope = np.polyfit(usable["level"], np.log2(usable["radius"]), 1)[0]
     return float(2**slope)
+
+
+def _samples_within(samples: int, budget: float, first_seconds: float) -> int:
+    """All samples, or as many as fit in `budget` seconds at the first one's cost (at least 1)."""
+    if budget <= 0:
+        return samples
+    return max(1, min(samples, int(budget / max(first_seconds, 1e-9))))
+
+
+def _cut_text(attrs: dict) -> str:
+    if attrs["samples"] >= attrs["samples_requested"]:
+        return ""
+    return (
+        f" (cut from {attrs['samples_requested']} to fit the {attrs['budget']:g} s budget; "
+        "-p receptive.budget=0 takes them all)"
+    )
+
+
+def _growth_text(growth: float, fitted: list[int], n_levels: int) -> str:
+    wrapping = n_levels - len(fitted)
+    if not np.isfinite(growth):
+        return (
+            "No size growth is fitted: fewer than two levels have cones that fit on the lattice "
+            f"without closing around it ({wrapping} of {n_levels} levels wrap)."
+        )
+    return (
+        f"Radius grows ×{growth:.2f} per level (fit of log radius on levels "
+        f"{', '.join(map(str, fitted))}; the other {wrapping} have structural cones that close "
+        "around the periodic lattice, where the radius saturates)."
+    )
 
 
 def map_grid(dataset: xr.Dataset) -> plt.Figure:

@@ -9,12 +9,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 import xarray as xr
-from rginspect_plugins.receptive import Receptive, field_sizes
+from rginspect_plugins.receptive import Receptive, cone_wraps, field_sizes
 
 import rginspect
 from rginspect.analysis import RunContext
 from rginspect.data import load_data
 from rginspect.jacobian import (
+    _overlap_graph,
     cone_colouring,
     decode_to_data,
     decoder_jacobian,
@@ -112,8 +113,10 @@ def test_field_sizes_match_exact_formulas():
     single[3, 5] = 2.0
     square = np.zeros((H, W))
     square[np.ix_([7, 0, 1], [7, 0, 1])] = 1.0  # 3×3 square wrapping around the corner
-    fields = sp.csr_matrix(np.stack([single.ravel(), square.ravel()]))
+    empty = np.zeros((H, W))
+    fields = sp.csr_matrix(np.stack([single.ravel(), square.ravel(), empty.ravel()]))
     centre_y, centre_x, radius, area50, area90 = field_sizes(fields, H, W)
+    assert np.isnan([centre_y[2], centre_x[2], radius[2]]).all() and area90[2] == 0
     assert (centre_y[0], centre_x[0], radius[0], area50[0], area90[0]) == (3, 5, 0, 1, 1)
     assert centre_y[1] == pytest.approx(0, abs=1e-9) and centre_x[1] == pytest.approx(0, abs=1e-9)
     assert radius[1] == pytest.approx(np.sqrt(4 / 3))  # mean of dy² + dx² over {−1,0,1}²
@@ -177,3 +180,44 @@ def test_prior_samples_and_bad_parameters():
         Receptive().run(RunContext(model, {**defaults(), "source": "noise"}, seed=0))
     with pytest.raises(ValueError, match="unknown Jacobian method"):
         Receptive().run(RunContext(model, {**defaults(), "method": "magic"}, seed=0))
+
+
+@pytest.mark.parametrize("architecture", MODELS)
+def test_overlap_graph_is_the_pattern_of_cone_times_its_transpose(architecture):
+    cone = RGFlowModel.from_config(MODELS[architecture]).cone_matrix()
+    dense = cone.toarray().astype(np.int64)
+    expected = (dense @ dense.T) > 0
+    np.testing.assert_array_equal(_overlap_graph(cone).toarray() > 0, expected)
+
+
+def test_levels_whose_cones_close_around_the_torus_are_not_fitted(bundled_result):
+    model = rginspect.load(BUNDLED)
+    # one latent per level: does its cone's footprint leave a row and a column untouched?
+    expected = []
+    for level in range(model.n_levels):
+        latent = int(np.flatnonzero(model.latent_level.ravel() == level)[0])
+        footprint = model.latent_cone(latent).any(0)
+        expected.append(bool(footprint.any(1).all() or footprint.any(0).all()))
+    wraps = cone_wraps(model)
+    assert wraps.tolist() == expected == [False, False, True, True]  # footprints 8, 24, 32, 32 rows
+    np.testing.assert_array_equal(bundled_result.cone_wraps.values, wraps)
+    section = Receptive().render(bundled_result)
+    medians = bundled_result.radius.groupby("latent_level").median().values
+    growth = medians[1] / medians[0]  # two levels: the fit is their ratio
+    assert f"×{growth:.2f} per level" in section.text
+    assert "levels 0, 1;" in section.text and "other 2 have structural cones" in section.text
+
+
+def test_budget_cuts_the_samples_and_says_so():
+    model = randomized(MODELS["rgflow"], torch.float32)
+    parameters = {**defaults(), "samples": 3, "source": "prior", "budget": 1e-9}
+    cut = Receptive().run(RunContext(model, parameters, seed=0))
+    assert (cut.attrs["samples"], cut.attrs["samples_requested"]) == (1, 3)
+    assert "cut from 3 to fit the 1e-09 s budget" in Receptive().render(cut).how_to_read
+    # the one sample kept is the first prior draw: its fields alone
+    z = model.prior.sample((3, *model.data_shape), generator=torch.Generator().manual_seed(0))
+    values, _ = decoder_jacobian(model, z[:1])
+    mass = np.asarray(receptive_fields(values, model).sum(1)).ravel()
+    np.testing.assert_allclose(cut.rf_mass.values, mass, rtol=1e-5)
+    full = Receptive().run(RunContext(model, {**parameters, "budget": 0}, seed=0))
+    assert full.attrs["samples"] == 3 and "cut from" not in Receptive().render(full).how_to_read
