@@ -5,7 +5,8 @@ factors (MSDS1's base colour, MSDS2's base angle) and fine levels the local ones
 angle or colour). Here that is a number: ridge regression, k-fold cross-validated, of each factor
 from one level's latents; from all of them, from an equal budget per level (levels differ 4× in
 size), and from the latents whose structural cone covers the ellipse. Without MSDS labels only the
-latent activity (encoded variance against the prior's) is measured.
+latent activity (encoded variance against the prior's) is measured. Both need data: the model's
+own samples encode back to prior draws, whose activity is the prior's by construction.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ class Factor:
 class Disentangle(Analysis):
     name = "disentangle"
     description = "Latent activity per level and R² of MSDS ground-truth factors from each level"
-    version = "1"
+    version = "2"
     parameters = {
-        "samples": Parameter(int, 2000, "how many labelled inputs to encode"),
+        "inputs": Parameter(int, 2000, "how many labelled inputs to encode"),
         "folds": Parameter(int, 5, "cross-validation folds"),
         "budget": Parameter(int, 0, "latents per level in the equal-budget R² (0: top level size)"),
         "budget_draws": Parameter(int, 5, "random latent subsets averaged in the equal-budget R²"),
@@ -66,10 +67,20 @@ class Disentangle(Analysis):
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
         model, parameters = context.model, context.parameters
-        x, _, source = context.model_inputs(parameters["samples"])
+        if context.targets_are_model_samples:
+            raise ValueError(
+                "disentangle needs data (--data msds1, or any images): the model's own samples "
+                "encode back to prior draws, so their activity would compare the prior with itself"
+            )
+        x, source = context.target_inputs(parameters["inputs"])
         z = np.concatenate(
             [model.encode(part)[0].double().cpu().numpy() for part in x.split(ENCODE_CHUNK)]
         )
+        if not np.isfinite(z).all():
+            raise ValueError(
+                f"encoding {source} gives NaN/Inf latents; check that the data are what the "
+                "model was trained on"
+            )
         dataset = activity_dataset(model, z).assign_attrs(source=source, folds=parameters["folds"])
         data = context.data
         kind = None if data is None else msds_kind(data.labels, data.factor_names)
@@ -80,7 +91,7 @@ class Disentangle(Analysis):
             raise ValueError(
                 f"disentangle needs at least {2 * parameters['folds']} inputs for "
                 f"{parameters['folds']}-fold cross-validation, got {len(z)}; raise "
-                "disentangle.samples or use more data"
+                "disentangle.inputs or use more data"
             )
         labels = np.asarray(data.labels[: len(z)], dtype=np.float64)
         factors = msds_factors(kind, labels)
@@ -111,7 +122,7 @@ class Disentangle(Analysis):
                 tables=tables,
                 text=(
                     f"These inputs ({source}) carry no MSDS ellipse labels, so only latent "
-                    "activity is shown; run with --data msds1:2000 (or msds2:2000) for the R² tables."
+                    "activity is shown; run with --data msds1 (or msds2) for the R² tables."
                 ),
             )
         folds, budget = dataset.attrs["folds"], dataset.attrs["budget"]
@@ -148,9 +159,9 @@ class Disentangle(Analysis):
 
 
 def activity_dataset(model: RGFlowModel, z: np.ndarray) -> xr.Dataset:
-    """Each latent's variance over the encoded inputs against the prior's (2·scale² for Laplace,
-    scale² for Gaussian), and per level its mean and the fraction above ACTIVE_THRESHOLD."""
-    prior_variance = float(model.prior.scale) ** 2 * (2 if model.prior.kind == "laplace" else 1)
+    """Each latent's variance over the encoded inputs against the prior's, and per level its
+    mean and the fraction above ACTIVE_THRESHOLD."""
+    prior_variance = model.prior.std() ** 2
     ratio = z.var(axis=0) / prior_variance
     levels = np.arange(model.n_levels)
     level_of = model.latent_level

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import replace
@@ -79,13 +78,26 @@ def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_js
     if as_json:
         click.echo(json.dumps(card, indent=2))
         return
-    for key in ("format", "architecture", "domain", "data_shape", "n_levels", "latents_per_level",
-                "parameters", "dtype", "prior", "action", "load_check"):  # fmt: skip
+    for key in (
+        "format",
+        "architecture",
+        "domain",
+        "data_shape",
+        "n_levels",
+        "latents_per_level",
+        "parameters",
+        "dtype",
+        "prior",
+        "action",
+        "load_check",
+    ):
         click.echo(f"{key:>18}: {card[key]}")
     training = card["provenance"].get("training")
     if training:
-        click.echo(f"{'trained':>18}: {training.get('command')} -> {training.get('loss_unit')} "
-                   f"{training.get('final_loss'):.4g}")  # fmt: skip
+        click.echo(
+            f"{'trained':>18}: {training.get('command')} -> {training.get('loss_unit')} "
+            f"{training.get('final_loss'):.4g}"
+        )
 
 
 EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
@@ -96,25 +108,51 @@ DEMO = [("msds1_rgflow.pt", "msds1:256"), ("phi4_L16.pt", None)]
 def analysis_options(command):
     """The options `run` and `sweep` share: what to run, on which data, with which parameters."""
     options = [
-        click.option("--plugins", default="all", show_default=True, help="Analyses: a,b,... or all."),
-        click.option("--data", help="msds1[:N], msds2[:N], digits, folder:PATH, npz:PATH or model."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."),
-        click.option("-p", "overrides", multiple=True, metavar="NAME.PARAM=VALUE",
-                     help="Set a parameter."),
-        click.option("--config", "config_file",
-                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="TOML file with a [analysis] table of parameters each."),
+        click.option(
+            "--plugins", default="all", show_default=True, help="Analyses: a,b,... or all."
+        ),
+        click.option(
+            "--data",
+            help="msds1[:N], msds2[:N], digits, folder:PATH, npz:PATH or model (default: the "
+            "data the checkpoint records it was trained on, when rginspect can make them).",
+        ),
+        click.option(
+            "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+        ),
+        click.option(
+            "-p", "overrides", multiple=True, metavar="NAME.PARAM=VALUE", help="Set a parameter."
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="TOML file with a [analysis] table of parameters each.",
+        ),
         click.option("--seed", default=0, show_default=True),
         click.option("--device", default="cpu", show_default=True),
-        click.option("--samples", type=int, help="Inputs per analysis (default: each analysis' own)."),
+        click.option(
+            "--samples",
+            type=click.IntRange(min=1),
+            help="Data inputs the run prepares: MSDS images made, the first N of stored data, or "
+            "model/HMC samples (default: the most that a selected analysis asks for).",
+        ),
         trust_option,
-        click.option("--resume", is_flag=True, help="Reuse finished analyses with the same inputs."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
-                     help="Stop an analysis after this many seconds (it is reported as failed)."),
-        click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), metavar="GIB",
-                     help="Refuse analyses expected to need more (default: the memory available)."),
+        click.option(
+            "--resume", is_flag=True, help="Reuse finished analyses with the same inputs."
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Stop an analysis after this many seconds (it is reported as failed).",
+        ),
+        click.option(
+            "--max-memory",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="GIB",
+            help="Refuse analyses expected to need more (default: the memory available).",
+        ),
         click.option("--quiet", is_flag=True, help="No progress bars."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -216,14 +254,12 @@ def sweep_command(
     settings = replace(_run_settings(data, options), strict=False)
     with _executor(scheduler) as client:
         if train_kind:
-            commands = _training_commands(action_name, L, couplings, steps, out / "models")
-            trained = _train_all(client, commands)
+            jobs = _training_jobs(action_name, L, couplings, steps, out / "models")
+            trained = _train_all(client, jobs)
             checkpoints = [*checkpoints, *(path for path in trained if path)]
-            for command, path in zip(commands, trained, strict=True):
+            for job, path in zip(jobs, trained, strict=True):
                 if path is None:
-                    click.echo(
-                        f"error: training failed: rginspect train {' '.join(command)}", err=True
-                    )
+                    click.echo(f"error: training failed: {job['out']} ({job['action']})", err=True)
         if not checkpoints:
             raise RGInspectError("no model was trained; see the errors above")
         if client is None:
@@ -231,7 +267,7 @@ def sweep_command(
             map_jobs = map
         else:
             from .distributed import dask_map
-            from .engine import available_analyses
+            from .plugin_manager import available_analyses
 
             names = (
                 settings.plugins.split(",")
@@ -255,8 +291,11 @@ def sweep_command(
             click.echo(f"error: {outcome.error}", err=True)
             status = 1
         elif outcome.failed_analyses:
-            click.echo(f"failed: {outcome.checkpoint}: {', '.join(outcome.failed_analyses)} "
-                       f"(see {outcome.results_path.parent / 'report.html'})", err=True)  # fmt: skip
+            click.echo(
+                f"failed: {outcome.checkpoint}: {', '.join(outcome.failed_analyses)} "
+                f"(see {outcome.results_path.parent / 'report.html'})",
+                err=True,
+            )
             status = 1
     if sweep_path is None:
         raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
@@ -275,26 +314,26 @@ def _executor(scheduler: str | None):
         yield client
 
 
-def _train_all(client, commands: list[list[str]]) -> list[str | None]:
-    if client is not None:
-        from .distributed import train_many
+def _train_all(client, jobs: list[dict[str, Any]]) -> list[str | None]:
+    """Train every job (on the cluster when there is one); the checkpoint each wrote, or None."""
+    from .distributed import run_training, train_many
 
-        return train_many(client, commands)
+    if client is not None:
+        return train_many(client, jobs)
     trained = []
-    for command in commands:
+    for job in jobs:
         try:
-            main.main(["train", *command, "--quiet"], standalone_mode=False)
-            trained.append(command[command.index("-o") + 1])
-        except (RGInspectError, click.ClickException) as error:
+            trained.append(run_training(job, threads=None))
+        except RGInspectError as error:
             click.echo(f"error: {error}", err=True)
             trained.append(None)
     return trained
 
 
-def _training_commands(
+def _training_jobs(
     action: str | None, L: int, couplings: dict[str, str | None], steps: int, folder: Path
-) -> list[list[str]]:
-    """One `train field` command line per point of the coupling grid."""
+) -> list[dict[str, Any]]:
+    """One `train_field_checkpoint` job (its keyword arguments) per point of the coupling grid."""
     if action is None:
         raise click.UsageError("--train field needs --action (and its couplings)")
     grid = [{}]
@@ -303,14 +342,19 @@ def _training_commands(
             grid = [
                 point | {name: value} for point in grid for value in _coupling_values(name, text)
             ]
-    commands = []
+    names = {"temperature": "T"}  # the action's own names for the CLI's couplings
+    jobs = []
     for point in grid:
         label = "_".join(f"{name[0]}{value:g}" for name, value in point.items())
-        path = folder / f"{action}_L{L}_{label}.pt"
-        options = [item for name, value in point.items() for item in (f"--{name}", f"{value:g}")]
-        commands.append(["field", "--action", action, "--size", str(L), *options,
-                         "--steps", str(steps), "-o", str(path)])  # fmt: skip
-    return commands
+        parameters = {names.get(name, name): value for name, value in point.items()}
+        jobs.append(
+            {
+                "out": str(folder / f"{action}_L{L}_{label}.pt"),
+                "steps": steps,
+                "action": {"name": action, "L": L, **parameters},
+            }
+        )
+    return jobs
 
 
 def _coupling_values(name: str, text: str) -> list[float]:
@@ -341,8 +385,10 @@ def plugins_command() -> None:
         domains = "/".join(analysis.domains)
         click.echo(f"  {analysis.name:<14} {analysis.description}  [{domains}; from {source}]")
         for key, parameter in analysis.parameters.items():
-            click.echo(f"      {analysis.name}.{key} ({parameter.type.__name__}, default "
-                       f"{parameter.default!r}): {parameter.help}")  # fmt: skip
+            click.echo(
+                f"      {analysis.name}.{key} ({parameter.type.__name__}, default "
+                f"{parameter.default!r}): {parameter.help}"
+            )
     click.echo("checkpoint formats:")
     for checkpoint_format, source in provided("rginspect_checkpoint_formats"):
         click.echo(
@@ -352,8 +398,11 @@ def plugins_command() -> None:
 
 @main.command("report")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file (default: report.html beside RESULTS).")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file (default: report.html beside RESULTS).",
+)
 def report_command(results: Path, out: Path | None) -> None:
     """Re-render the report from stored RESULTS (a results.nc or its folder), without the model."""
     from .report.build import report_from_results
@@ -386,7 +435,7 @@ common_training = [
         type=click.Path(dir_okay=False, path_type=Path),
         required=True,
         help="Where to write the checkpoint (.pt or .safetensors).",
-    ),  # fmt: skip
+    ),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -412,30 +461,18 @@ def training_options(function):
 @training_options
 def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
     """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
-    import torch
+    from .train import train_image_checkpoint
 
-    from .data import load_data
-    from .model import RGFlowModel
-    from .train import train_image, training_provenance
-
-    started = time.time()
-    images = load_data(data, seed=options["seed"]).images_or_fields
-    config = _architecture_config("rgflow", "image", images.shape[1:3], kernel, prior, options)
-    torch.manual_seed(options["seed"])  # the initial weights too, so the command reproduces
-    model = RGFlowModel.from_config(config).to(_device(options["device"]))
-    record = train_image(
-        model,
-        images,
-        steps=options["steps"],
-        batch_size=options["batch_size"],
-        lr=options["lr"],
+    model = train_image_checkpoint(
+        options["out"],
+        data=data,
+        kernel=kernel,
+        prior=prior,
         weight_decay=weight_decay,
-        seed=options["seed"],
-        progress=not options["quiet"],
+        **_layer_settings(options),
+        **_settings(options),
     )
-    settings = {"data": data, "weight_decay": weight_decay} | _settings(options)
-    model.provenance["training"] = training_provenance("train image", record, started, **settings)
-    _finish(model, options["out"], record)
+    _report_written(model, options["out"])
 
 
 @train.command("field")
@@ -465,13 +502,8 @@ def train_field_command(
     action_name, L, kappa, lamb, T, beta, architecture, kernel, nrepeat, anneal, **options
 ) -> None:
     """Reverse KL from a lattice action, as NeuralRG: no data needed."""
-    import torch
+    from .train import train_field_checkpoint
 
-    from .model import RGFlowModel
-    from .physics import build_action
-    from .train import train_field, training_provenance
-
-    started = time.time()
     parameters = {"phi4": {"kappa": kappa, "lamb": lamb}, "ising": {"T": T}, "xy": {"beta": beta}}
     needed = parameters[action_name]
     missing = [
@@ -479,63 +511,30 @@ def train_field_command(
     ]
     if missing:
         raise click.UsageError(f"--action {action_name} needs {' and '.join(missing)}")
-    action = build_action({"name": action_name, "L": L, **needed})
-    shape = (action.n_channels, L)
-    config = _architecture_config(
-        architecture, "field", shape, kernel, "gaussian", options, nrepeat
-    )
-    torch.manual_seed(options["seed"])
-    model = RGFlowModel.from_config(config, action=action).to(_device(options["device"]))
-    record = train_field(
-        model,
-        steps=options["steps"],
-        batch_size=options["batch_size"],
-        lr=options["lr"],
-        seed=options["seed"],
-        anneal=anneal,
-        progress=not options["quiet"],
-    )
-    settings = {"action": action.config(), "anneal": anneal} | _settings(options)
-    model.provenance["training"] = training_provenance("train field", record, started, **settings)
-    _finish(model, options["out"], record)
-
-
-def _architecture_config(
-    architecture: str,
-    domain: str,
-    shape: tuple[int, int],
-    kernel: int,
-    prior: str,
-    options: dict[str, Any],
-    nrepeat: int = 1,
-) -> dict[str, Any]:
-    """The model config the train options describe; shape is (channels, L)."""
-    from .nn.architectures import neuralrg_config, rgflow_config
-
+    layers = _layer_settings(options)
     if architecture == "neuralrg":
-        return neuralrg_config(
-            channels=shape[0],
-            L=shape[1],
-            nlayers=_one_int(options["nlayers"], "--nlayers"),
-            nmlp=_one_int(options["nmlp"], "--nmlp"),
-            nhidden=_one_int(options["nhidden"], "--nhidden"),
-            nrepeat=nrepeat,
-        )
-    return rgflow_config(
-        channels=shape[0],
-        L=shape[1],
+        for key in ("nlayers", "nmlp", "nhidden"):
+            layers[key] = _one_int(options[key], f"--{key}")
+    model = train_field_checkpoint(
+        options["out"],
+        action={"name": action_name, "L": L, **needed},
+        architecture=architecture,
         kernel=kernel,
-        nlayers=_int_list(options["nlayers"]),
-        nresblocks=_int_list(options["nresblocks"]),
-        nmlp=_int_list(options["nmlp"]),
-        nhidden=_int_list(options["nhidden"]),
-        prior=prior,
-        domain=domain,
+        nrepeat=nrepeat,
+        anneal=anneal,
+        **layers,
+        **_settings(options),
     )
+    _report_written(model, options["out"])
+
+
+def _layer_settings(options: dict[str, Any]) -> dict[str, int | list[int]]:
+    return {key: _int_list(options[key]) for key in ("nlayers", "nresblocks", "nmlp", "nhidden")}
 
 
 def _settings(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: options[key] for key in ("steps", "batch_size", "lr", "seed")}
+    settings = {key: options[key] for key in ("steps", "batch_size", "lr", "seed")}
+    return settings | {"device": _device(options["device"]), "progress": not options["quiet"]}
 
 
 def _device(name: str) -> str:
@@ -546,11 +545,9 @@ def _device(name: str) -> str:
     return name
 
 
-def _finish(model, out: Path, record) -> None:
-    from .formats import save
-
-    save(model.cpu(), out)
-    click.echo(f"wrote {out} ({record.unit} {model.provenance['training']['final_loss']:.4g})")
+def _report_written(model, out: Path) -> None:
+    training = model.provenance["training"]
+    click.echo(f"wrote {out} ({training['loss_unit']} {training['final_loss']:.4g})")
 
 
 if __name__ == "__main__":

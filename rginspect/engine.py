@@ -9,25 +9,26 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-import re
 import signal
 import threading
+import time
 import tomllib
-import warnings
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from . import plugin_manager
+from .allocator import keep_freed_memory
 from .analysis import Analysis, RunContext
 from .errors import RGInspectError
 from .model import RGFlowModel
 
-VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_INPUTS = 256  # data inputs a run prepares when no selected analysis has `inputs`
 
 
 class AnalysisSelectionError(RGInspectError):
@@ -45,23 +46,6 @@ class Outcome:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def available_analyses() -> dict[str, Analysis]:
-    """Every registered analysis by name (built-ins come through the same entry-point group)."""
-    from .plugin_manager import provided
-
-    analyses: dict[str, Analysis] = {}
-    for analysis, source in provided("rginspect_analyses"):
-        if not VALID_NAME.fullmatch(str(analysis.name)):
-            warnings.warn(
-                f"analysis {analysis.name!r} from {source} is ignored: a name is letters, digits "
-                "and underscores (it names a results group and -p options)",
-                stacklevel=2,
-            )
-            continue
-        analyses.setdefault(analysis.name, analysis)
-    return analyses
-
-
 def select_analyses(
     requested: str | Iterable[str], model: RGFlowModel, *, have_data: bool, strict: bool = True
 ) -> list[Analysis]:
@@ -71,7 +55,7 @@ def select_analyses(
     analysis that does not apply is an error, unless `strict` is False (sweeps over mixed models):
     then the run records it as skipped.
     """
-    analyses = available_analyses()
+    analyses = plugin_manager.available_analyses()
     names = [requested] if isinstance(requested, str) else list(requested)
     names = [part.strip() for name in names for part in name.split(",") if part.strip()]
     if names == ["all"]:
@@ -118,21 +102,16 @@ def resolve_parameters(
     analyses: list[Analysis],
     overrides: Iterable[str] = (),
     config_file: Path | None = None,
-    samples: int | None = None,
     strict: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Each analysis' parameters: defaults (`samples` replaced by --samples when given), then the
-    TOML file's [name] tables, then -p options. Not strict (sweeps): settings for installed
-    analyses that this run does not select are ignored."""
+    """Each analysis' parameters: defaults, then the TOML file's [name] tables, then -p options.
+    Not strict (sweeps): settings for installed analyses that this run does not select are
+    ignored. (--samples sizes the run's data, see inputs_needed; it sets no parameter.)"""
     by_name = {analysis.name: analysis for analysis in analyses}
     settings: dict[str, dict[str, Any]] = {
         name: {key: p.default for key, p in analysis.parameters.items()}
         for name, analysis in by_name.items()
     }
-    if samples is not None:
-        for values in settings.values():
-            if "samples" in values:
-                values["samples"] = samples
     given: list[tuple[str, str, Any]] = []
     if config_file is not None:
         try:
@@ -150,7 +129,7 @@ def resolve_parameters(
             raise AnalysisSelectionError(f"-p {override!r}: write it as analysis.parameter=value")
         given.append((name, key, _literal(text)))
     for name, key, value in given:
-        if name not in by_name and not strict and name in available_analyses():
+        if name not in by_name and not strict and name in plugin_manager.available_analyses():
             continue  # a sweep's job that runs other analyses
         if name not in by_name:
             raise AnalysisSelectionError(
@@ -295,16 +274,16 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
     from .report.build import report_from_results
     from .results import ResultsStore, file_sha256, provenance_attrs
 
+    keep_freed_memory()  # in every process that runs analyses: CLI, Python API, Dask workers
     model = load(checkpoint, trust_checkpoint=settings.trust_checkpoint, device=settings.device)
-    data = load_run_data(settings.data, model, settings.samples, settings.seed)
-    have_data = data is not None or settings.data == "model" or model.domain == "field"
+    spec, data_label = run_data_spec(settings.data, model)
+    have_data = spec is not None or model.domain == "field"
     analyses = select_analyses(settings.plugins, model, have_data=have_data, strict=settings.strict)
     parameters = resolve_parameters(
-        analyses,
-        settings.overrides,
-        settings.config_file,
-        samples=settings.samples,
-        strict=settings.strict,
+        analyses, settings.overrides, settings.config_file, strict=settings.strict
+    )
+    data = load_run_data(
+        spec, model, settings.samples or inputs_needed(parameters), settings.seed, settings.samples
     )
     checkpoint_hash = file_sha256(Path(checkpoint)) if Path(checkpoint).exists() else ""
     store = ResultsStore(out / "results.nc")
@@ -314,10 +293,11 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
         checkpoint_path=str(checkpoint),
         checkpoint_sha256=checkpoint_hash,
         seed=settings.seed,
-        data=settings.data or ("model" if model.domain == "field" else "none"),
+        data=data_label,
     )
     outcomes: list[Outcome] = []
     results: dict[str, xr.Dataset] = {}
+    shared: dict[Any, Any] = {}  # draws that analyses share (RunContext.shared)
     bar = tqdm(
         analyses, desc=Path(str(checkpoint)).name, disable=not settings.progress, unit="analysis"
     )
@@ -350,19 +330,35 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
                 outcomes.append(Outcome(analysis.name, "reused", reused, parameters=values))
                 continue
         context = RunContext(
-            model, values, settings.seed, settings.device, data, dict(results), out_dir=out
+            model,
+            values,
+            settings.seed,
+            settings.device,
+            data,
+            dict(results),
+            out_dir=out,
+            show_progress=settings.progress,
+            inputs_limit=settings.samples,
+            inputs_planned=settings.samples or inputs_needed(parameters),
+            shared=shared,
         )
         limit = settings.max_memory or available_memory()
+        started = time.perf_counter()
         try:
             refusal = memory_refusal(analysis, model, values, limit)
             if refusal:
                 raise MemoryError(refusal)
             dataset = run_analysis(analysis, context, settings.timeout)
+            if context.inputs_requested:
+                dataset.attrs["inputs_requested"] = context.inputs_requested
+                dataset.attrs["inputs_used"] = context.inputs_used
         except Exception as error:  # a plugin's failure is reported, never fatal to the run
             message = f"{type(error).__name__}: {error}".splitlines()[0]
+            attrs["elapsed_s"] = round(time.perf_counter() - started, 3)
             store.record_failure(analysis.name, message, attrs)
             outcomes.append(Outcome(analysis.name, "failed", message=message, parameters=values))
             continue
+        attrs["elapsed_s"] = round(time.perf_counter() - started, 3)  # wall time of run()
         store.write(analysis.name, dataset, attrs)
         results[analysis.name] = dataset
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
@@ -377,11 +373,64 @@ def folder_name(checkpoint: str | Path) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "checkpoint"
 
 
-def load_run_data(spec: str | None, model: RGFlowModel, samples: int | None, seed: int):
-    """The --data batch fitted to the model, or None when analyses should use model samples."""
+def inputs_needed(parameters: dict[str, dict[str, Any]]) -> int:
+    """How many data inputs a run prepares when neither --samples nor the spec (msds1:N) says:
+    the most that any selected analysis asks for with its `inputs` parameter."""
+    counts = [values["inputs"] for values in parameters.values() if "inputs" in values]
+    return max(counts, default=DEFAULT_INPUTS)
+
+
+def run_data_spec(spec: str | None, model: RGFlowModel) -> tuple[str | None, str]:
+    """The data spec a run uses and how the report names it: --data when given, else the data the
+    checkpoint says it was trained on when rginspect can make or find them, else none (image
+    models then analyse their own samples, field models their samples and the action's)."""
+    if spec == "model":
+        return None, "model samples"
+    if spec is not None:
+        return spec, spec
+    trained_on = training_data_spec(model)
+    if trained_on is not None:
+        return trained_on, f"{trained_on} (the checkpoint's training data)"
+    return None, "model samples" if model.domain == "field" else "none (model samples)"
+
+
+def training_data_spec(model: RGFlowModel) -> str | None:
+    """A data spec for the data the checkpoint records it was trained on: rginspect's own
+    checkpoints store their `--data`, RG-Flow runs live under saved_model/<dataset>/. The size
+    (msds1:10000) is the training set's, not the analyses', so it is dropped."""
+    from .data import parse_data_spec
+
+    provenance = model.provenance
+    recorded = (provenance.get("training") or {}).get("data") or provenance.get("dataset")
+    if not isinstance(recorded, str):
+        return None
+    try:
+        parsed = parse_data_spec(recorded)
+    except RGInspectError:
+        return None  # a dataset rginspect cannot make (celeba, cifar10...)
+    if parsed.kind in ("msds1", "msds2"):
+        return parsed.kind
+    if parsed.kind in ("folder", "npz") and not Path(parsed.path).exists():
+        return None
+    return None if parsed.kind == "model" else recorded
+
+
+def load_run_data(
+    spec: str | None, model: RGFlowModel, n: int, seed: int, limit: int | None = None
+):
+    """The data batch fitted to the model, or None when analyses should use model samples.
+
+    Generated data (msds1 without :N) get n inputs; stored data are kept whole, or cut to
+    `limit` (--samples) when given."""
     from .data import load_data
 
     if spec is None or spec == "model":
         return None
     channels, size = model.data_shape[0], model.data_shape[1]
-    return load_data(spec, channels=channels, size=size, n_default=samples or 256, seed=seed)
+    batch = load_data(
+        spec, channels=channels, size=size, n_default=n, seed=seed, domain=model.domain
+    )
+    if limit is None or len(batch.images_or_fields) <= limit:
+        return batch
+    labels = None if batch.labels is None else batch.labels[:limit]
+    return replace(batch, images_or_fields=batch.images_or_fields[:limit], labels=labels)

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +33,27 @@ def untrained_phi4_checkpoints(folder: Path, kappas, L: int = 8) -> list[str]:
         model = RGFlowModel.from_config(config, action=Phi4Action(L, kappa, 1.0))
         paths.append(str(rginspect.save(model, folder / f"phi4_k{kappa}.pt")))
     return paths
+
+
+def affine_image_flow(channels=3, height=4, width=8, a=2.0, b=0.5, prior="gaussian"):
+    """A module-format factory (`rginspect.load("conftest:affine_image_flow")`): a non-square
+    (C, H, W) image model, z = a·x + b entry by entry, so its density is known in closed form,
+    with three RG levels on a 4×4 / 2×2 / 1×1 pattern and any prior."""
+    import torch
+
+    class Affine(torch.nn.Module):
+        def encode(self, x):
+            return a * x + b, torch.full((len(x),), x[0].numel() * math.log(a), dtype=x.dtype)
+
+        def decode(self, z):
+            return (z - b) / a, torch.full((len(z),), -z[0].numel() * math.log(a), dtype=z.dtype)
+
+    row, col = np.indices((height, width))
+    coarse = (row % 4 == 0) & (col % 4 == 0)
+    level = np.where(coarse, 2, np.where((row % 2 == 0) & (col % 2 == 0), 1, 0))
+    return {
+        "flow": Affine(),
+        "latent_level": np.broadcast_to(level, (channels, height, width)).copy(),
+        "prior": prior,
+        "domain": "image",
+    }

@@ -12,9 +12,12 @@ import xarray as xr
 from click.testing import CliRunner
 from conftest import RGFLOW_STATE
 
+import rginspect
 from rginspect.cli import main
-from rginspect.engine import available_analyses
-from rginspect.plugin_manager import plugin_manager
+from rginspect.engine import DEFAULT_INPUTS, inputs_needed, resolve_parameters
+from rginspect.model import RGFlowModel
+from rginspect.nn.architectures import rgflow_config
+from rginspect.plugin_manager import available_analyses, plugin_manager
 
 THIRD_PARTY = """
 import numpy as np
@@ -137,9 +140,9 @@ def test_third_party_plugin_runs_and_failures_are_isolated(third_party, tmp_path
 def test_unknown_names_and_bad_parameters_are_usage_errors(tmp_path):
     result = invoke("run", RGFLOW_STATE, "--plugins", "sumary", "--out", tmp_path)
     assert result.exit_code == 2 and "did you mean summary" in result.output
-    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.samples=many",
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.inputs=many",
                     "--out", tmp_path)  # fmt: skip
-    assert result.exit_code == 2 and "summary.samples must be int" in result.output
+    assert result.exit_code == 2 and "summary.inputs must be int" in result.output
     result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.nope=1",
                     "--out", tmp_path)  # fmt: skip
     assert result.exit_code == 2 and "has no parameter 'nope'" in result.output
@@ -174,8 +177,8 @@ def test_same_seed_same_numbers_and_resume(tmp_path):
     a = xr.open_datatree(first / "results.nc", engine="h5netcdf")
     b = xr.open_datatree(second / "results.nc", engine="h5netcdf")
     for name in ("summary", "likelihood"):
-        xr.testing.assert_identical(a[name].to_dataset(), b[name].to_dataset().assign_attrs(
-            created_at=a[name].attrs["created_at"]))  # fmt: skip
+        xr.testing.assert_allclose(a[name].to_dataset(), b[name].to_dataset(), rtol=1e-6)
+        assert a[name].attrs["parameters"] == b[name].attrs["parameters"]
     created = a["likelihood"].attrs["created_at"]
     result = invoke("run", RGFLOW_STATE, "--plugins", "summary,likelihood", "--samples", 8, "--resume",
                     "--quiet", "--out", first)  # fmt: skip
@@ -218,12 +221,12 @@ def test_one_bad_checkpoint_does_not_stop_the_others(tmp_path):
 
 
 def test_parameters_from_a_toml_file_then_the_command_line(tmp_path):
-    (tmp_path / "settings.toml").write_text("[summary]\nsamples = 5\n[likelihood]\nsamples = 6\n")
+    (tmp_path / "settings.toml").write_text("[summary]\ninputs = 5\n[likelihood]\ninputs = 6\n")
     result = invoke("run", RGFLOW_STATE, "--plugins", "summary,likelihood", "--config",
-                    tmp_path / "settings.toml", "-p", "likelihood.samples=3", "--quiet", "--out", tmp_path)  # fmt: skip
+                    tmp_path / "settings.toml", "-p", "likelihood.inputs=3", "--quiet", "--out", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
-    assert json.loads(tree["summary"].attrs["parameters"])["samples"] == 5
+    assert json.loads(tree["summary"].attrs["parameters"])["inputs"] == 5
     assert tree["likelihood"].sizes["sample"] == 3
 
 
@@ -247,3 +250,61 @@ def test_analyses_with_unusable_names_are_ignored_with_a_warning(install_plugin)
     with pytest.warns(UserWarning, match="is ignored: a name is letters"):
         analyses = available_analyses()
     assert "<b>x</b>/y" not in analyses and "summary" in analyses
+
+
+def test_samples_sizes_the_data_and_a_short_analysis_says_so(tmp_path):
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "--samples", 8, "--quiet",
+                    "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
+    summary = tree["summary"]
+    assert json.loads(summary.attrs["parameters"]) == {"inputs": 256}  # --samples sets no parameter
+    assert (summary.attrs["inputs_requested"], summary.attrs["inputs_used"]) == (256, 8)
+    assert summary.attrs["samples"] == 8
+    html = (tmp_path / "report.html").read_text()
+    assert "Ran on 8 inputs, fewer than the 256 it asks for" in html
+
+
+def test_without_a_size_the_run_prepares_what_its_analyses_ask_for(tmp_path):
+    result = invoke("run", RGFLOW_STATE, "--plugins", "summary", "-p", "summary.inputs=12",
+                    "--quiet", "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
+    assert (tree["summary"].attrs["inputs_requested"], tree["summary"].attrs["inputs_used"]) == (
+        12,
+        12,
+    )
+    assert tree["summary"].attrs["source"].startswith("msds1, 12 images")
+    assert "fewer than" not in (tmp_path / "report.html").read_text()
+    analyses = available_analyses()
+    parameters = resolve_parameters([analyses["summary"], analyses["disentangle"]])
+    assert inputs_needed(parameters) == 2000
+    assert inputs_needed(resolve_parameters([analyses["mix"]])) == DEFAULT_INPUTS
+
+
+def test_the_checkpoints_training_data_is_the_default_data(tmp_path):
+    """An RG-Flow run under saved_model/msds1/ and a native checkpoint that records `--data digits`
+    are analysed on those data, and the report says where the data came from."""
+    config = rgflow_config(channels=1, L=16, kernel=4, nhidden=8, prior="laplace", domain="image")
+    model = RGFlowModel.from_config(config, provenance={"training": {"data": "digits"}})
+    native = rginspect.save(model, tmp_path / "digits_model.pt")
+    for checkpoint, data, source in [
+        (RGFLOW_STATE, "msds1", "msds1, 4 images"),
+        (native, "digits", "sklearn digits"),
+    ]:
+        out = tmp_path / Path(checkpoint).stem
+        result = invoke("run", checkpoint, "--plugins", "summary", "--samples", 4, "--quiet",
+                        "--out", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        tree = xr.open_datatree(out / "results.nc", engine="h5netcdf")
+        assert tree.attrs["data"] == f"{data} (the checkpoint's training data)"
+        assert tree["summary"].attrs["source"].startswith(source)
+        assert f"{data} (the checkpoint&#39;s training data)" in (out / "report.html").read_text()
+    result = invoke("run", native, "--plugins", "summary", "--data", "model", "--samples", 4,
+                    "--quiet", "--out", tmp_path / "own")  # fmt: skip
+    tree = xr.open_datatree(tmp_path / "own" / "results.nc", engine="h5netcdf")
+    assert (
+        tree["summary"].attrs["source"]
+        == "model samples (latents of a model's own samples are independent by construction)"
+    )
+    assert "compare the prior with itself" in tree["summary"].attrs["empty_comparison"]

@@ -1,5 +1,6 @@
 """traverse and mix on the bundled MSDS1 model, checked against the model itself and exact formulas."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from rginspect_plugins.traverse import Traverse, parse_latents, traversal_values
 
 import rginspect
 from rginspect.analysis import RunContext
-from rginspect.data import load_data
+from rginspect.data import DataBatch, load_data
 from rginspect.engine import resolve_parameters
 from rginspect.nn.priors import GaussianPrior
 
 BUNDLED = Path(rginspect.__file__).parent / "assets" / "msds1_rgflow.pt"
 IMAGE = 3  # the traversals hold the other latents at this input's code
 LATENT_COORDS = ["latent_channel", "latent_row", "latent_col"]
+LAPLACE_SCALE = 2**-0.5  # the bundled model's prior: Laplace of unit variance
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +80,47 @@ def with_value(code, latent, value):
     return changed.reshape(1, *code.shape)
 
 
-def test_automatic_choice_is_the_strongest_rf_mass_times_variance(
-    model, codes, receptive, traversal
-):
+def iqr_over_prior(z: np.ndarray) -> np.ndarray:
+    """Interquartile range per latent over that of the bundled model's Laplace prior (scale b:
+    quartiles ±b ln 2), i.e. in units of b ln 2."""
+    low, high = np.percentile(z.reshape(len(z), -1), [25, 75], axis=0)
+    return (high - low) / (2 * LAPLACE_SCALE * np.log(2))
+
+
+def test_automatic_choice_is_the_strongest_rf_mass_times_spread(model, codes, receptive, traversal):
     dataset, _ = traversal
-    variance = codes.double().numpy().reshape(len(codes), -1).var(0)
-    score = receptive.rf_mass.values * variance
+    spread = iqr_over_prior(codes.double().numpy())
+    score = receptive.rf_mass.values * spread
     levels = model.latent_level.ravel()
     for level in range(model.n_levels):
         members = np.flatnonzero(levels == level)
         expected = members[np.argsort(score[members])[::-1][:2]]
         assert dataset.latent.values[dataset.level.values == level].tolist() == expected.tolist()
-    np.testing.assert_allclose(dataset.data_variance, variance[dataset.latent], rtol=1e-9)
+    np.testing.assert_allclose(dataset.data_spread, spread[dataset.latent], rtol=1e-6)
+
+
+def test_disjoint_input_sets_pick_latents_of_the_same_strength(model, receptive):
+    """Two disjoint sets of 500 inputs: each latent one set picks is, measured on the other set,
+    within 20% of that set's cut (measured: ≥ 0.85 of it; from 8 inputs picks fall to 0.3–0.6 of
+    it, and ranked by the sample standard deviation, which outlier images set, to 0.6 from 1000)."""
+    images = load_data("msds1:1000", channels=3, size=32, seed=11)
+    halves = [
+        dataclasses.replace(images, images_or_fields=images.images_or_fields[i::2]) for i in (0, 1)
+    ]
+    picks = [
+        run(Traverse(), model, half, {"receptive": receptive}, inputs=500, steps=2)
+        for half in halves
+    ]
+    levels, per_level = model.latent_level.ravel(), Traverse.parameters["per_level"].default
+    for chosen, other in [(picks[0], halves[1]), (picks[1], halves[0])]:
+        with torch.no_grad():
+            x, _ = model.preprocess(torch.as_tensor(other.images_or_fields))
+            z = model.encode(x)[0].double().numpy()
+        score = receptive.rf_mass.values * iqr_over_prior(z)
+        for latent, level in zip(chosen.latent.values, chosen.level.values, strict=True):
+            members = np.flatnonzero(levels == level)
+            cut = np.sort(score[members])[::-1][per_level - 1]
+            assert score[latent] >= 0.8 * cut, (level, latent, score[latent] / cut)
 
 
 def test_values_are_prior_quantiles_at_gaussian_probabilities(model, traversal):
@@ -138,7 +169,7 @@ def test_sweeps_change_pixels_only_inside_the_structural_cone(model, traversal):
         assert change[:, cone].max() > 1e-2  # the sweep does move pixels
         if not cone.all():
             partial_cones += 1
-            assert change[:, ~cone].max() == 0.0  # and none outside the cone, to the last bit
+            assert change[:, ~cone].max() < 1e-6  # and none outside the cone (up to rounding)
     assert partial_cones >= 4  # levels 0 and 1 have cones smaller than the image
 
 
@@ -184,9 +215,9 @@ def test_explicit_latents_and_their_level_check(model, data):
         with pytest.raises(ValueError, match=message):
             parse_latents(bad, model)
     with pytest.raises(ValueError, match="run the receptive analysis"):
-        run(Traverse(), model, data, samples=4)
+        run(Traverse(), model, data, inputs=4)
     with pytest.raises(ValueError, match="traverse.image=16"):
-        run(Traverse(), model, data, latents=text, image=16, samples=4)
+        run(Traverse(), model, data, latents=text, image=16, inputs=4)
 
 
 def roundtrip(dataset, path):
@@ -226,7 +257,9 @@ def test_each_cut_decodes_coarse_levels_of_a_with_fine_levels_of_b(model, codes,
             with torch.no_grad():
                 decoded = model.decode(torch.from_numpy(latents)[None])[0]
             expected = model.postprocess(decoded)[0].numpy()
-            np.testing.assert_allclose(mixes.images[pair, cut], expected, atol=1e-5)
+            # the codes were encoded in another batch: float32 rounding differs by ~1e-4 after
+            # the deep flow, while a latent from the wrong image moves pixels by ~0.1
+            np.testing.assert_allclose(mixes.images[pair, cut], expected, atol=1e-3)
     # the mixes are new images, not copies: every inner cut differs from both ends
     inner = mixes.images.values[:, 1:-1]
     assert (np.abs(inner - mixes.images.values[:, :1]).max(axis=(2, 3, 4)) > 0.05).all()
@@ -257,3 +290,34 @@ def test_mix_renders_from_the_stored_dataset(model, mixes, tmp_path):
     frame = section.tables[0].frame
     assert len(frame) == model.n_levels + 1 and frame["mean |mix − A|"].iloc[0] < 1e-4
     plt.close("all")
+
+
+def test_a_non_square_module_model_with_another_prior(tmp_path):
+    model = rginspect.load("conftest:affine_image_flow", height=4, width=8, prior="laplace")
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 4, 8)).astype(np.float32) / 255
+    data = DataBatch(images_or_fields=images, source="uniform noise", levels=256)
+    dataset = run(Traverse(), model, data, latents="2:0:0:4,0:2:3:7", steps=3, image=1, inputs=6)
+    assert dataset.images.shape == (2, 3, 3, 4, 8)
+    middle = dataset.images.values[:, 1]  # the Laplace median 0 at the latent, the rest as encoded
+    for k, (channel, row, col) in enumerate([(0, 0, 4), (2, 3, 7)]):
+        changed = np.abs(dataset.images.values[k] - dataset.images.values[k, :1]).sum(0) > 0
+        assert changed.sum() == 1 and changed[channel, row, col]  # an affine flow acts in place
+        expected = model.postprocess(torch.full((1, 1, 1, 1), -0.5 / 2)).item()  # x = (0 - b) / a
+        assert middle[k, channel, row, col] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="row 0…3, col 0…7"):
+        run(Traverse(), model, data, latents="0:0:4:0", inputs=6)
+    mixed = run(Mix(), model, data, images="0,1")
+    assert mixed.images.shape == (1, model.n_levels + 1, 3, 4, 8)
+
+
+def test_a_prior_without_quantiles_is_refused_in_one_line(tmp_path):
+    class Logistic(GaussianPrior):
+        kind = "logistic"
+
+        def quantile(self, p):
+            raise NotImplementedError
+
+    model = rginspect.load("conftest:affine_image_flow", prior=Logistic(1.0))
+    data = DataBatch(images_or_fields=np.full((2, 3, 4, 8), 0.5, np.float32), source="grey")
+    with pytest.raises(ValueError, match="'logistic' prior has no quantile"):
+        run(Traverse(), model, data, latents="0:0:0:1", inputs=2)

@@ -30,9 +30,14 @@ class LogitTransform(nn.Module):
         # the same operation order as upstream, so float32 results match to the last bit
         y = ((y * 2 - 1) * self.constraint + 1) / 2
         x = torch.log(y) - torch.log(1 - y)
+        return x, self.log_det_at(x)
+
+    def log_det_at(self, x: torch.Tensor) -> torch.Tensor:
+        """log|det ∂x/∂images01| per sample at model-space x: finite at any x, where inverting
+        first would round sigmoid(x) to 1 in the tails (model samples reach there)."""
         pre_logit_scale = math.log(self.constraint) - math.log(1 - self.constraint)
         ldj = softplus(x) + softplus(-x) - math.log1p(math.exp(-pre_logit_scale))
-        return x, ldj.reshape(x.shape[0], -1).sum(1)
+        return ldj.reshape(x.shape[0], -1).sum(1)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.sigmoid(x)

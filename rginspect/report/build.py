@@ -12,7 +12,7 @@ from .render import ReportSection, render_report, write_report
 
 def report_from_results(results_path: Path, report_path: Path) -> Path:
     """Render `results.nc` to one HTML file; a render that fails shows as a failed section."""
-    from ..engine import available_analyses
+    from .. import plugin_manager
     from ..results import ResultsStore
 
     results_path = Path(results_path)
@@ -20,12 +20,13 @@ def report_from_results(results_path: Path, report_path: Path) -> Path:
         raise RGInspectError(f"{results_path}: no such results file; run `rginspect run` first")
     store = ResultsStore(results_path)
     tree = store.read()
-    analyses = available_analyses()
+    analyses = plugin_manager.available_analyses()
     sections = []
     for name, node in tree.children.items():
         attrs = dict(node.attrs)
         provenance = {
-            key: attrs.get(key) for key in ("analysis_version", "parameters", "seed", "created_at")
+            key: attrs.get(key)
+            for key in ("analysis_version", "parameters", "seed", "created_at", "elapsed_s")
         }
         status = attrs.get("status", "ok")
         if status != "ok":
@@ -41,7 +42,7 @@ def report_from_results(results_path: Path, report_path: Path) -> Path:
             message = f"rendering failed: {type(error).__name__}: {error}".splitlines()[0]
             sections.append(ReportSection(name, "failed", None, message, provenance))
             continue
-        sections.append(ReportSection(name, "ok", section, "", provenance))
+        sections.append(ReportSection(name, "ok", section, _inputs_warning(attrs), provenance))
     root = dict(tree.attrs)
     model_card = json.loads(root.get("model_card", "{}"))
     run_info = {
@@ -54,3 +55,14 @@ def report_from_results(results_path: Path, report_path: Path) -> Path:
     title = f"rginspect report: {Path(str(root.get('checkpoint_path', results_path))).name}"
     html = render_report(title=title, model_card=model_card, sections=sections, run_info=run_info)
     return write_report(Path(report_path), html)
+
+
+def _inputs_warning(attrs: dict) -> str:
+    """One line when an analysis ran on fewer inputs than it asked for (the engine records both)."""
+    requested, used = attrs.get("inputs_requested"), attrs.get("inputs_used")
+    if requested is None or used is None or int(used) >= int(requested):
+        return ""
+    return (
+        f"Ran on {int(used)} inputs, fewer than the {int(requested)} it asks for (the run's data "
+        "or --samples had no more), and its numbers depend on the count: give it more data."
+    )
