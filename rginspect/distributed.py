@@ -11,6 +11,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from .errors import RGInspectError
 from .sweep import JobOutcome, SweepJob
@@ -79,9 +81,9 @@ def dask_map(client, retries: int = RETRIES):
     return map_jobs
 
 
-def train_many(client, commands: list[list[str]], retries: int = RETRIES) -> list[str | None]:
-    """Run `rginspect train ...` command lines as tasks; the checkpoint each wrote, or None."""
-    futures = client.map(run_training, commands, retries=retries, pure=False)
+def train_many(client, jobs: list[dict[str, Any]], retries: int = RETRIES) -> list[str | None]:
+    """Run `train_field_checkpoint` jobs as tasks; the checkpoint each wrote, or None."""
+    futures = client.map(run_training, jobs, retries=retries, pure=False)
     written = []
     for future in futures:
         try:
@@ -91,12 +93,16 @@ def train_many(client, commands: list[list[str]], retries: int = RETRIES) -> lis
     return written
 
 
-def run_training(command: list[str]) -> str:
-    """`rginspect train ...` in this process; returns the -o path (one thread per task)."""
+def run_training(job: dict[str, Any], threads: int | None = 1) -> str:
+    """One field model trained and written by the Python training API (one thread per task on
+    a cluster); returns the path it wrote."""
     import torch
 
-    from .cli import main
+    from .train import train_field_checkpoint
 
-    torch.set_num_threads(1)
-    main.main(["train", *command, "--quiet"], standalone_mode=False)
-    return command[command.index("-o") + 1]
+    if threads is not None:
+        torch.set_num_threads(threads)
+    train_field_checkpoint(
+        Path(job["out"]), **{k: v for k, v in job.items() if k != "out"}, progress=False
+    )
+    return job["out"]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+import re
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hooks
 
+if TYPE_CHECKING:
+    from .analysis import Analysis
+
 ENTRY_POINT_GROUP = "rginspect"
+VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @functools.cache
@@ -37,3 +43,18 @@ def provided(hook_name: str) -> list[tuple[Any, str]]:
         source = distributions.get(implementation.plugin, "rginspect (core)")
         items += [(item, source) for item in implementation.function()]
     return items
+
+
+def available_analyses() -> dict[str, Analysis]:
+    """Every registered analysis by name (built-ins come through the same entry-point group)."""
+    analyses: dict[str, Analysis] = {}
+    for analysis, source in provided("rginspect_analyses"):
+        if not VALID_NAME.fullmatch(str(analysis.name)):
+            warnings.warn(
+                f"analysis {analysis.name!r} from {source} is ignored: a name is letters, digits "
+                "and underscores (it names a results group and -p options)",
+                stacklevel=2,
+            )
+            continue
+        analyses.setdefault(analysis.name, analysis)
+    return analyses

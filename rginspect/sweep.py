@@ -200,11 +200,3 @@ def write_sweep(combined: dict[str, xr.Dataset], path: Path) -> Path:
     store = ResultsStore(path)
     store.write_all(combined, {}, root={"kind": "rginspect sweep"})
     return store.path
-
-
-def sweep_axis(dataset: xr.Dataset) -> str:
-    """The recorded coordinate that varies across the sweep (the first, in recorded order)."""
-    for name, coordinate in dataset.coords.items():
-        if name != "checkpoint" and len(np.unique(coordinate.values)) > 1:
-            return str(name)
-    return "checkpoint"

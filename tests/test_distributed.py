@@ -19,6 +19,7 @@ import xarray as xr
 from click.testing import CliRunner
 from conftest import untrained_phi4_checkpoints
 
+import rginspect
 from rginspect.cli import main
 from rginspect.distributed import dask_client, dask_map
 from rginspect.results import ResultsStore
@@ -174,3 +175,24 @@ def test_local_workers_do_not_get_the_nannys_malloc_trim_setting():
     (environment,) = environments.values()
     assert "MALLOC_TRIM_THRESHOLD_" not in environment
     assert environment["OMP_NUM_THREADS"] == "1"
+
+
+def test_workers_train_through_the_python_api(cluster, tmp_path):
+    """Training tasks call `train_field_checkpoint` on the workers (never the command line); a job
+    that cannot train is None, the others are written."""
+    from rginspect.distributed import train_many
+
+    address, _ = cluster
+    jobs = [
+        {
+            "out": str(tmp_path / f"ising_{T}.pt"),
+            "steps": 2,
+            "action": {"name": "ising", "L": 4, "T": T},
+        }
+        for T in (2.0, 2.5)
+    ]
+    jobs.append({"out": str(tmp_path / "bad.pt"), "steps": 2, "action": {"name": "nope", "L": 4}})
+    with dask_client(address, echo=lambda line: None) as client:
+        written = train_many(client, jobs, retries=0)
+    assert written[:2] == [job["out"] for job in jobs[:2]] and written[2] is None
+    assert rginspect.load(written[1]).action.config()["T"] == 2.5

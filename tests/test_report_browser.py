@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import rginspect
-from rginspect import engine
+from rginspect import plugin_manager
 from rginspect.analysis import Analysis, Parameter, Section, Table
 from rginspect.engine import RunSettings, run_checkpoint
 from rginspect.report.build import report_from_results
@@ -119,7 +119,7 @@ class HostileFailure(Analysis):
 
 def test_hostile_plugin_text_is_shown_literally_and_never_runs(browser, tmp_path, monkeypatch):
     analyses = {"hostile": Hostile(), "hostile_failure": HostileFailure()}
-    monkeypatch.setattr(engine, "available_analyses", lambda: analyses)
+    monkeypatch.setattr(plugin_manager, "available_analyses", lambda: analyses)
     settings = RunSettings(plugins="hostile,hostile_failure", progress=False)
     first = run_checkpoint(PHI4, tmp_path, settings).report_path
     rerendered = report_from_results(tmp_path / "results.nc", tmp_path / "rerendered.html")

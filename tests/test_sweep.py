@@ -125,3 +125,18 @@ def test_the_report_shades_where_a_phase_label_changes():
         np.testing.assert_allclose(band.get_extents().x1, ax.transData.transform((0.4, 0))[0])
     unchanged = dataset.assign(label=("checkpoint", ["disordered"] * 5))
     assert "shaded" not in sweep_section("correlation", unchanged, "kappa").how_to_read
+
+
+def test_sweep_trains_one_model_per_coupling_first(tmp_path):
+    """`--train field` trains through the Python training API, then sweeps what it wrote."""
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(main, ["sweep", "--train", "field", "--action", "ising",
+                                       "--temperature", "2.0:3.0:2", "--size", "4", "--steps", "3",
+                                       "--plugins", "summary", "--out", str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = sorted(path.name for path in (out / "models").glob("*.pt"))
+    assert written == ["ising_L4_t2.pt", "ising_L4_t3.pt"]
+    swept = ResultsStore(out / "sweep.nc").read()["summary"].to_dataset()
+    np.testing.assert_allclose(sorted(swept["T"].values), [2.0, 3.0])
+    for path in (out / "models").glob("*.pt"):
+        assert rginspect.load(path).provenance["training"]["steps"] == 3

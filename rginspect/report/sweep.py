@@ -19,7 +19,6 @@ ERROR_SUFFIXES = ("_err", "_std", "_error")
 def render_sweep_report(sweep_path: Path, report_path: Path) -> Path:
     """One section per analysis: numbers plotted against the sweep axis, text results tabled."""
     from ..results import ResultsStore
-    from ..sweep import sweep_axis
 
     tree = ResultsStore(Path(sweep_path)).read()
     sections = [
@@ -146,3 +145,11 @@ def _panels(
         ax.set_xlabel(axis)
     figure.tight_layout()
     return figure
+
+
+def sweep_axis(dataset: xr.Dataset) -> str:
+    """The recorded coordinate that varies across the sweep (the first, in recorded order)."""
+    for name, coordinate in dataset.coords.items():
+        if name != "checkpoint" and len(np.unique(coordinate.values)) > 1:
+            return str(name)
+    return "checkpoint"
