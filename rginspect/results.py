@@ -66,6 +66,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_results(path: Path) -> xr.DataTree:
+    """A results file, loaded into memory and closed, with booleans restored: for readers, who
+    need not build a ResultsStore (which reads the file once more to hold it for writing)."""
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        loaded = tree.load().copy()
+    for node in loaded.subtree:
+        if node is not loaded:
+            node.dataset = _decode_bools(node.to_dataset())
+    return loaded
+
+
 class ResultsStore:
     """`results.nc` of one run. Groups are held in memory (booleans as booleans) and the file is
     replaced on every write."""
@@ -75,7 +86,7 @@ class ResultsStore:
         self._root_attrs: dict[str, Any] = {}
         self._groups: dict[str, xr.Dataset] = {}
         if self.path.is_file():
-            tree = self.read()
+            tree = read_results(self.path)
             self._root_attrs = dict(tree.attrs)
             self._groups = {name: node.to_dataset() for name, node in tree.children.items()}
 
@@ -115,12 +126,7 @@ class ResultsStore:
 
     def read(self) -> xr.DataTree:
         """The whole file, loaded into memory and closed, with booleans restored."""
-        with xr.open_datatree(self.path, engine="h5netcdf") as tree:
-            loaded = tree.load().copy()
-        for node in loaded.subtree:
-            if node is not loaded:
-                node.dataset = _decode_bools(node.to_dataset())
-        return loaded
+        return read_results(self.path)
 
     def datasets(self) -> dict[str, xr.Dataset]:
         return {

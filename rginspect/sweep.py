@@ -141,11 +141,11 @@ def combine_results(runs: dict[str, list[Path]]) -> dict[str, xr.Dataset]:
 
     A checkpoint where an analysis failed, or a variable it lacks, gets NaN (or "" for text).
     """
-    from .results import ResultsStore
+    from .results import read_results
 
     cards, per_analysis, variable_attrs = [], {}, {}
     for index, paths in enumerate(runs.values()):
-        trees = [ResultsStore(Path(path)).read() for path in paths]
+        trees = [read_results(Path(path)) for path in paths]
         cards.append(json.loads(trees[0].attrs.get("model_card", "{}")))
         children = {}
         for tree in trees:  # one file per analysis on a cluster; a shared requirement may repeat

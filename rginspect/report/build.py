@@ -13,13 +13,12 @@ from .render import ReportSection, render_report, write_report
 def report_from_results(results_path: Path, report_path: Path) -> Path:
     """Render `results.nc` to one HTML file; a render that fails shows as a failed section."""
     from .. import plugin_manager
-    from ..results import ResultsStore
+    from ..results import read_results
 
     results_path = Path(results_path)
     if not results_path.is_file():
         raise RGInspectError(f"{results_path}: no such results file; run `rginspect run` first")
-    store = ResultsStore(results_path)
-    tree = store.read()
+    tree = read_results(results_path)
     analyses = plugin_manager.available_analyses()
     sections = []
     for name, node in tree.children.items():

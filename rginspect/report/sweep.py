@@ -18,9 +18,9 @@ ERROR_SUFFIXES = ("_err", "_std", "_error")
 
 def render_sweep_report(sweep_path: Path, report_path: Path) -> Path:
     """One section per analysis: numbers plotted against the sweep axis, text results tabled."""
-    from ..results import ResultsStore
+    from ..results import read_results
 
-    tree = ResultsStore(Path(sweep_path)).read()
+    tree = read_results(Path(sweep_path))
     sections = [
         ReportSection(
             name, "ok", sweep_section(name, node.to_dataset(), sweep_axis(node.to_dataset()))
