@@ -72,11 +72,34 @@ def test_a_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):
         open(path, "wb").write(b"half a file")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)  # a whole rewrite
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", crash)  # a group appended to a copy
     with pytest.raises(OutputError, match="No space left on device.*another --out"):
         store.write("second", example(), attrs())
+    with pytest.raises(OutputError, match="No space left on device.*another --out"):
+        store.write("first", example(), attrs())
     assert (tmp_path / "results.nc").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.nc"]
+
+
+def test_appended_and_replaced_groups_read_back_as_written(tmp_path):
+    """New groups are appended to a copy of the file, replaced ones rewrite it: both read back."""
+    store = ResultsStore(tmp_path / "results.nc")
+    store.set_root_attrs(seed=1)
+    first, second = example(), example().assign(value=lambda d: d["value"] * 2)
+    store.write("first", first, attrs())
+    store.write("second", second, attrs())
+    store.write("first", second, attrs())  # replaced: the whole file is rewritten
+    store.record_failure("third", "ValueError: broken", attrs())
+    store.set_root_attrs(seed=2)
+    tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")
+    assert list(tree.children) == ["first", "second", "third"]
+    assert tree.attrs["seed"] == 2
+    for name in ("first", "second"):
+        stored = tree[name].to_dataset()
+        np.testing.assert_allclose(stored["value"], second["value"])
+        assert stored["mask"].dtype == bool and stored.attrs["status"] == "ok"
+    assert tree["third"].attrs["error"] == "ValueError: broken"
 
 
 def test_reusable_only_for_identical_inputs(tmp_path):
