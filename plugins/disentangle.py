@@ -21,11 +21,8 @@ import pandas as pd
 import seaborn as sns
 import torch
 import xarray as xr
-from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
-from sklearn.model_selection import KFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import KFold
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.data.msds import FACTOR_NAMES as MSDS_FACTOR_NAMES
@@ -318,12 +315,47 @@ def msds_factors(kind: str, labels: np.ndarray) -> list[Factor]:
 def cross_validated_r2(
     features: np.ndarray, targets: np.ndarray, folds: int, seed: int
 ) -> np.ndarray:
-    """Out-of-fold R² of each target column from standardized features (ridge, GCV-chosen alpha
-    per target and per training fold)."""
-    regression = make_pipeline(StandardScaler(), RidgeCV(RIDGE_ALPHAS, alpha_per_target=True))
-    split = KFold(folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(regression, features, targets, cv=split)
+    """Out-of-fold R² of each target column from standardized features: ridge with its alpha
+    chosen per target and per training fold by leave-one-out error over RIDGE_ALPHAS.
+
+    This is scikit-learn's StandardScaler + RidgeCV(alpha_per_target=True) under
+    cross_val_predict (a test holds the two equal), computed from one SVD per fold for every
+    alpha and target at once: RidgeCV loops over alphas in Python, which made the cone R² of the
+    demo (84 small fits) 11 s of its 13."""
+    predicted = np.empty_like(targets, dtype=np.float64)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(features):
+        predicted[test] = _ridge_loo_predict(features[train], targets[train], features[test])
     return r2_score(targets, predicted, multioutput="raw_values")
+
+
+def _ridge_loo_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
+    """Standardize on x, pick each target's alpha by exact leave-one-out error (intercept
+    unpenalised, as in RidgeCV), and predict y at x_new."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0  # constant features stay as they are, as in StandardScaler
+    x, x_new = (x - mean) / scale, (x_new - mean) / scale
+    x_centre, y_centre = x.mean(axis=0), y.mean(axis=0)
+    u, s, vt = _thin_svd(x - x_centre)
+    shrink = s**2 / (s**2 + RIDGE_ALPHAS[:, None])  # (alphas, k)
+    uty = u.T @ (y - y_centre)  # (k, targets)
+    fitted = u @ (shrink[:, :, None] * uty)  # (alphas, n, targets): centred in-sample fits
+    leverage = 1 / len(x) + (u**2) @ shrink.T  # (n, alphas): the hat matrix' diagonal
+    loo = (y - y_centre - fitted) / (1 - leverage.T)[:, :, None]
+    best = np.argmin((loo**2).mean(axis=1), axis=0)  # per target; first of ties, as RidgeCV
+    weights = shrink[best] / np.where(s > 0, s, 1) * uty.T  # (targets, k) at each one's alpha
+    return y_centre + (x_new - x_centre) @ (vt.T @ weights.T)
+
+
+def _thin_svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x = u·diag(s)·vt from the eigenvectors of the smaller Gram matrix (as RidgeCV does: a
+    full SVD of a 1600×2304 fold is 4× slower); directions with s ≈ 0 get zero vectors."""
+    wide = x.shape[0] < x.shape[1]
+    eigenvalues, vectors = np.linalg.eigh(x @ x.T if wide else x.T @ x)
+    s = np.sqrt(np.clip(eigenvalues, 0, None))
+    kept = s > s.max() * 1e-10
+    inverse = np.where(kept, 1 / np.where(kept, s, 1), 0)
+    other = (x.T if wide else x) @ vectors * inverse  # the other side's singular vectors
+    return (vectors, s, other.T) if wide else (other, s, vectors.T)
 
 
 def factor_r2(features: np.ndarray, factors: list[Factor], folds: int, seed: int) -> np.ndarray:

@@ -46,6 +46,32 @@ def test_r2_is_high_only_for_the_block_that_holds_the_factor():
             assert abs(r2[0]) < 0.03
 
 
+@pytest.mark.parametrize("n, width", [(300, 20), (120, 400)])  # fewer features than inputs, more
+def test_cross_validated_r2_equals_scikit_learns_ridge_cv_pipeline(n, width):
+    """The one-SVD-per-fold computation is StandardScaler + RidgeCV(alpha_per_target) under
+    cross_val_predict; targets of very different noise pick different alphas."""
+    from rginspect_plugins.disentangle import RIDGE_ALPHAS
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(n, width)) * rng.uniform(0.1, 3, width) + rng.normal(size=width)
+    features[:, 0] = 1.5  # a constant latent, which the scaler leaves unscaled
+    weights = rng.normal(size=(width, 4)) * (rng.uniform(size=(width, 4)) < 0.2)
+    targets = features @ weights + rng.normal(size=(n, 4)) * [0.1, 1, 10, 100]
+    regression = make_pipeline(StandardScaler(), RidgeCV(RIDGE_ALPHAS, alpha_per_target=True))
+    split = KFold(5, shuffle=True, random_state=7)
+    expected = r2_score(
+        targets,
+        cross_val_predict(regression, features, targets, cv=split),
+        multioutput="raw_values",
+    )
+    np.testing.assert_allclose(cross_validated_r2(features, targets, 5, 7), expected, atol=1e-6)
+
+
 def test_factor_r2_averages_over_ellipses_and_components():
     """One ellipse's target is exactly linear in the features (R² 1), the other is noise (R² 0)."""
     rng = np.random.default_rng(1)
