@@ -180,41 +180,92 @@ def _run_settings(data: str | None, options: dict[str, Any]):
 @main.command("run")
 @click.argument("checkpoints", nargs=-1)
 @click.option("--demo", is_flag=True, help="Run on the bundled demo checkpoints.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Checkpoints analysed at once, each in its own process with its share of the CPUs "
+    "(default: 1; with --demo, one per demo checkpoint up to the CPU count).",
+)
 @analysis_options
-def run_command(checkpoints, demo, out, data, **options) -> None:
+def run_command(checkpoints, demo, jobs, out, data, **options) -> None:
     """Run analyses on each CHECKPOINT and write results.nc and report.html per checkpoint."""
-    from .engine import folder_name, run_checkpoint
+    from .engine import folder_name
+    from .machine import usable_cpus
 
-    jobs = [(checkpoint, data) for checkpoint in checkpoints]
+    runs = [(checkpoint, data) for checkpoint in checkpoints]
     if demo:
         assets = Path(__file__).parent / "assets"
-        jobs += [(str(assets / name), data or demo_data) for name, demo_data in DEMO]
-    if not jobs:
+        runs += [(str(assets / name), data or demo_data) for name, demo_data in DEMO]
+    if not runs:
         raise click.UsageError("give a CHECKPOINT (or several), or --demo")
-    status = 0
-    for checkpoint, job_data in jobs:
+    cpus = usable_cpus()
+    jobs = min(jobs or (min(len(DEMO), cpus) if demo else 1), len(runs))
+    planned = []
+    for position, (checkpoint, run_data) in enumerate(runs):
         stem = folder_name(checkpoint)
-        target = (out / stem if len(jobs) > 1 else out) if out else Path("reports") / stem
-        settings = _run_settings(job_data, options)
-        try:
-            result = run_checkpoint(checkpoint, target, settings)
-        except KeyboardInterrupt:
-            click.echo(
-                f"interrupted: the analyses that finished are in {target / 'results.nc'}; rerun "
-                "the same command with --resume to complete the rest",
-                err=True,
-            )
-            sys.exit(EXIT_INTERRUPTED)
-        except RGInspectError as error:  # the other checkpoints still run
-            click.echo(f"error: {error}", err=True)
-            status = max(status, error.exit_code)
-            continue
-        for outcome in result.outcomes:
-            if outcome.status in ("failed", "skipped"):
-                click.echo(f"{outcome.status}: {outcome.name}: {outcome.message}", err=True)
-        click.echo(f"report: {result.report_path}")
-        status = max(status, 1 if result.failed else 0)
+        target = (out / stem if len(runs) > 1 else out) if out else Path("reports") / stem
+        settings = _run_settings(run_data, options)
+        if jobs > 1:  # one bar per process, on lines of its own
+            settings = replace(settings, bar_position=position % jobs)
+        planned.append((checkpoint, target, settings))
+    status = 0
+    try:
+        if jobs == 1:
+            for run in planned:
+                status = max(status, _echo_run(*_run_one(*run)))
+        else:
+            status = _run_in_processes(planned, jobs, threads=max(1, cpus // jobs))
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the analyses that finished are in each run's results.nc; rerun the "
+            "same command with --resume to complete the rest",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(status)
+
+
+def _run_one(checkpoint: str, target: Path, settings) -> tuple[int, list[tuple[str, bool]]]:
+    """One checkpoint of `run`: its exit status and the lines to print (text, to stderr)."""
+    from .engine import run_checkpoint
+
+    try:
+        result = run_checkpoint(checkpoint, target, settings)
+    except RGInspectError as error:  # the other checkpoints still run
+        return error.exit_code, [(f"error: {error}", True)]
+    lines = [
+        (f"{outcome.status}: {outcome.name}: {outcome.message}", True)
+        for outcome in result.outcomes
+        if outcome.status in ("failed", "skipped")
+    ]
+    return (1 if result.failed else 0), [*lines, (f"report: {result.report_path}", False)]
+
+
+def _echo_run(status: int, lines: list[tuple[str, bool]]) -> int:
+    for text, to_stderr in lines:
+        click.echo(text, err=to_stderr)
+    return status
+
+
+def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
+    """Each checkpoint in a forked worker with `threads` torch threads; output in run order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context(method),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    )
+    try:
+        futures = [pool.submit(_run_one, *run) for run in planned]
+        return max(_echo_run(*future.result()) for future in futures)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @main.command("sweep")

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -27,6 +27,9 @@ from .allocator import keep_freed_memory
 from .analysis import Analysis, RunContext
 from .errors import RGInspectError
 from .model import RGFlowModel
+
+if TYPE_CHECKING:
+    from .report.build import BackgroundSections
 
 DEFAULT_INPUTS = 256  # data inputs a run prepares when no selected analysis has `inputs`
 
@@ -252,6 +255,7 @@ class RunSettings:
     strict: bool = True  # False: named analyses that do not apply to a model are skipped
     timeout: float | None = None  # seconds per analysis
     max_memory: int | None = None  # bytes per analysis; None: what the machine has available
+    bar_position: int | None = None  # progress bar line, when several runs share a terminal
 
 
 @dataclass
@@ -267,7 +271,17 @@ class RunResult:
 
 
 def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> RunResult:
-    """Load, run the selected analyses in dependency order, store each as it finishes, report."""
+    """Load, run the selected analyses in dependency order, store each as it finishes (and draw
+    its report section in the background), report."""
+    from .report.build import BackgroundSections
+
+    with BackgroundSections() as sections:  # forked first, before torch starts its threads
+        return _run_checkpoint(checkpoint, out, settings, sections)
+
+
+def _run_checkpoint(
+    checkpoint: str | Path, out: Path, settings: RunSettings, sections: BackgroundSections
+) -> RunResult:
     from tqdm.auto import tqdm
 
     from .formats import load
@@ -299,7 +313,11 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
     results: dict[str, xr.Dataset] = {}
     shared: dict[Any, Any] = {}  # draws that analyses share (RunContext.shared)
     bar = tqdm(
-        analyses, desc=Path(str(checkpoint)).name, disable=not settings.progress, unit="analysis"
+        analyses,
+        desc=Path(str(checkpoint)).name,
+        disable=not settings.progress,
+        unit="analysis",
+        position=settings.bar_position,
     )
     for analysis in bar:
         bar.set_postfix_str(analysis.name)
@@ -328,6 +346,7 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
             if reused is not None:
                 results[analysis.name] = reused
                 outcomes.append(Outcome(analysis.name, "reused", reused, parameters=values))
+                sections.submit(analysis.name, reused)
                 continue
         context = RunContext(
             model,
@@ -337,7 +356,8 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
             data,
             dict(results),
             out_dir=out,
-            show_progress=settings.progress,
+            # bars inside analyses would cross those of the other runs sharing the terminal
+            show_progress=settings.progress and settings.bar_position is None,
             inputs_limit=settings.samples,
             inputs_planned=settings.samples or inputs_needed(parameters),
             shared=shared,
@@ -360,9 +380,10 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
             continue
         attrs["elapsed_s"] = round(time.perf_counter() - started, 3)  # wall time of run()
         store.write(analysis.name, dataset, attrs)
+        sections.submit(analysis.name, store.datasets()[analysis.name])
         results[analysis.name] = dataset
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
-    report_path = report_from_results(store.path, out / "report.html")
+    report_path = report_from_results(store.path, out / "report.html", sections.finished())
     return RunResult(out, store.path, report_path, outcomes)
 
 

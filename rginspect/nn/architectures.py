@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,8 +119,9 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
     channels, L, kernel = config["channels"], config["L"], config["kernel"]
     geometry = MERAGeometry(L=L, kernel=kernel, n_levels=full_depth(L, kernel))
     width = channels * kernel**2
-    rows, cols = torch.meshgrid(torch.arange(kernel), torch.arange(kernel), indexing="ij")
-    left = ((rows + cols) % 2 == 0).float().expand(channels, kernel, kernel).reshape(-1)
+    # the checkerboard in numpy: no tensor arithmetic on a meta-device skeleton (see conditioners)
+    checker = (np.add.outer(np.arange(kernel), np.arange(kernel)) % 2 == 0).astype(np.float32)
+    left = np.broadcast_to(checker, (channels, kernel, kernel)).ravel()
     blocks = nn.ModuleList()
     for s in range(geometry.n_sublayers):
         n_layers = config["nlayers"][s]
@@ -136,7 +138,7 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
                 for _ in range(n_layers)
             )
 
-        masks = torch.stack([left, 1 - left] * n_layers)
+        masks = torch.from_numpy(np.stack([left, 1 - left] * n_layers))
         net_of_step = [j for j in range(n_layers) for _ in range(2)]
         blocks.append(
             CouplingStack(masks, nets(True), nets(False), net_of_step, encode_pushes=True)

@@ -35,7 +35,10 @@ class WeightNormLinear(nn.Module):
         bound = math.sqrt(2.81 * 3 / in_features)  # the gain of swish, as upstream
         v = torch.empty(out_features, in_features).uniform_(-bound, bound)
         self.weight_v = nn.Parameter(v)
-        self.weight_g = nn.Parameter(v.norm(dim=1, keepdim=True))
+        # a meta-device skeleton (loaders check sizes on one) needs only the shape, and a norm
+        # on the meta device first imports torch._dynamo: 2 s of every checkpoint load
+        g = torch.empty(out_features, 1) if v.is_meta else v.norm(dim=1, keepdim=True)
+        self.weight_g = nn.Parameter(g)
         self.bias = nn.Parameter(torch.zeros(out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,37 +40,44 @@ class ReportSection:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+SectionView = dict[str, Any]  # one section as the template reads it: strings, PNG data, tables
+
+
+def section_view(entry: ReportSection) -> SectionView:
+    """A section ready for the template (figures as PNG data URIs, tables as HTML): plain data,
+    so it can be made in another process (report.build renders sections in the background)."""
+    section = entry.section
+    return {
+        "name": entry.name,
+        "status": entry.status,
+        "message": entry.message,
+        "provenance": {k: v for k, v in entry.provenance.items() if v not in (None, "")},
+        "title": section.title if section else entry.name,
+        "how_to_read": section.how_to_read if section else "",
+        "paragraphs": _paragraphs(section.text) if section else [],
+        "figures": [
+            {"src": _png_data_uri(figure.figure), "caption": figure.caption}
+            for figure in (section.figures if section else [])
+        ],
+        "tables": [
+            {"html": _table_html(table.frame), "caption": table.caption}
+            for table in (section.tables if section else [])
+        ],
+    }
+
+
 def render_report(
     *,
     title: str,
     model_card: dict[str, Any],
-    sections: list[ReportSection],
+    sections: Sequence[ReportSection | SectionView],
     run_info: dict[str, Any],
 ) -> str:
     """The report's HTML text. Every string from a model or a plugin is escaped by Jinja2."""
-    rendered = [
-        {
-            "name": entry.name,
-            "status": entry.status,
-            "message": entry.message,
-            "provenance": {k: v for k, v in entry.provenance.items() if v not in (None, "")},
-            "title": entry.section.title if entry.section else entry.name,
-            "how_to_read": entry.section.how_to_read if entry.section else "",
-            "paragraphs": _paragraphs(entry.section.text) if entry.section else [],
-            "figures": [
-                {"src": _png_data_uri(figure.figure), "caption": figure.caption}
-                for figure in (entry.section.figures if entry.section else [])
-            ],
-            "tables": [
-                {"html": _table_html(table.frame), "caption": table.caption}
-                for table in (entry.section.tables if entry.section else [])
-            ],
-        }
-        for entry in sections
-    ]
+    views = [entry if isinstance(entry, dict) else section_view(entry) for entry in sections]
     card = {key: value for key, value in model_card.items() if key not in ("config", "provenance")}
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        title=title, model_card=card, run_info=run_info, sections=rendered
+        title=title, model_card=card, run_info=run_info, sections=views
     )
 
 
