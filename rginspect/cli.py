@@ -254,6 +254,9 @@ def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
 
     import torch
 
+    from . import plugin_manager
+
+    plugin_manager.available_analyses()  # imported once, before the workers fork
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(
         jobs,

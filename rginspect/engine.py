@@ -275,6 +275,7 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
     its report section in the background), report."""
     from .report.build import BackgroundSections
 
+    plugin_manager.available_analyses()  # imported once, here, for the drawing process too
     with BackgroundSections() as sections:  # forked first, before torch starts its threads
         return _run_checkpoint(checkpoint, out, settings, sections)
 

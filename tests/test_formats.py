@@ -500,3 +500,29 @@ def test_values_read_besides_the_weights_name_their_key(tmp_path, make, error, m
     with pytest.raises(error) as raised:
         rginspect.load(make(tmp_path))
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_weight_norm_cache_follows_every_change_of_the_weights(rgflow_model, rgflow_reference):
+    """The normalised weights kept between no-grad calls are recomputed after an optimiser step,
+    a dtype change and a state-dict load: decode then equals a fresh model with those weights."""
+    import copy
+
+    model = copy.deepcopy(rgflow_model)
+    z = torch.randn(4, *model.data_shape, generator=torch.Generator().manual_seed(0)) * 0.5
+    with torch.no_grad():
+        before, _ = model.decode(z)  # fills the cache
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.decode(z)[0].pow(2).mean().backward()
+    optimizer.step()
+    fresh = copy.deepcopy(rgflow_model)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        stepped, _ = model.decode(z)
+        torch.testing.assert_close(stepped, fresh.decode(z)[0])
+        assert (stepped - before).abs().max() > 1e-4  # the step moved the output
+        model.double()
+        torch.testing.assert_close(
+            model.decode(z.double())[0], fresh.double().decode(z.double())[0]
+        )
+        model.load_state_dict(rgflow_model.state_dict())
+        torch.testing.assert_close(model.decode(z.double())[0].float(), before, atol=1e-4, rtol=0)
