@@ -10,6 +10,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import h5netcdf
 import xarray as xr
 
 from .. import __version__
@@ -30,13 +31,14 @@ def report_from_results(
     results_path = Path(results_path)
     if not results_path.is_file():
         raise RGInspectError(f"{results_path}: no such results file; run `rginspect run` first")
-    tree = read_results(results_path)
     rendered = rendered or {}
+    with h5netcdf.File(results_path, "r") as file:  # names and root attributes alone: cheap
+        names, root = list(file.groups), dict(file.attrs)
+    tree = read_results(results_path) if set(names) - set(rendered) else None
     sections = [
-        rendered[name] if name in rendered else analysis_section(name, node.to_dataset())
-        for name, node in tree.children.items()
+        rendered[name] if name in rendered else analysis_section(name, tree[name].to_dataset())
+        for name in names
     ]
-    root = dict(tree.attrs)
     model_card = json.loads(root.get("model_card", "{}"))
     run_info = {
         "rginspect version": __version__,
