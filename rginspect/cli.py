@@ -519,12 +519,11 @@ def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
 
     model = train_image_checkpoint(
         options["out"],
+        _training_settings(options, _layer_settings(options)),
         data=data,
         kernel=kernel,
         prior=prior,
         weight_decay=weight_decay,
-        **_layer_settings(options),
-        **_settings(options),
     )
     _report_written(model, options["out"])
 
@@ -571,13 +570,12 @@ def train_field_command(
             layers[key] = _one_int(options[key], f"--{key}")
     model = train_field_checkpoint(
         options["out"],
+        _training_settings(options, layers),
         action={"name": action_name, "L": L, **needed},
         architecture=architecture,
         kernel=kernel,
         nrepeat=nrepeat,
         anneal=anneal,
-        **layers,
-        **_settings(options),
     )
     _report_written(model, options["out"])
 
@@ -586,9 +584,15 @@ def _layer_settings(options: dict[str, Any]) -> dict[str, int | list[int]]:
     return {key: _int_list(options[key]) for key in ("nlayers", "nresblocks", "nmlp", "nhidden")}
 
 
-def _settings(options: dict[str, Any]) -> dict[str, Any]:
-    settings = {key: options[key] for key in ("steps", "batch_size", "lr", "seed")}
-    return settings | {"device": _device(options["device"]), "progress": not options["quiet"]}
+def _training_settings(options: dict[str, Any], layers: dict[str, int | list[int]]):
+    from .train import TrainingSettings
+
+    return TrainingSettings(
+        **layers,
+        **{key: options[key] for key in ("steps", "batch_size", "lr", "seed")},
+        device=_device(options["device"]),
+        progress=not options["quiet"],
+    )
 
 
 def _device(name: str) -> str:

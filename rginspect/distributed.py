@@ -82,7 +82,8 @@ def dask_map(client, retries: int = RETRIES):
 
 
 def train_many(client, jobs: list[dict[str, Any]], retries: int = RETRIES) -> list[str | None]:
-    """Run `train_field_checkpoint` jobs as tasks; the checkpoint each wrote, or None."""
+    """Run training jobs as tasks; the checkpoint each wrote, or None. A job is `out` and the
+    keyword arguments of `train_field_checkpoint` with TrainingSettings' fields among them."""
     futures = client.map(run_training, jobs, retries=retries, pure=False)
     written = []
     for future in futures:
@@ -98,11 +99,13 @@ def run_training(job: dict[str, Any], threads: int | None = 1) -> str:
     a cluster); returns the path it wrote."""
     import torch
 
-    from .train import train_field_checkpoint
+    from .train import TrainingSettings, train_field_checkpoint
 
     if threads is not None:
         torch.set_num_threads(threads)
-    train_field_checkpoint(
-        Path(job["out"]), **{k: v for k, v in job.items() if k != "out"}, progress=False
-    )
+    shared = {
+        key: value for key, value in job.items() if key in TrainingSettings.__dataclass_fields__
+    }
+    own = {key: value for key, value in job.items() if key not in shared and key != "out"}
+    train_field_checkpoint(Path(job["out"]), TrainingSettings(**shared, progress=False), **own)
     return job["out"]

@@ -109,85 +109,79 @@ def train_field(
     return record
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What `rginspect train image` and `train field` share: the conditioner sizes (one value,
+    one per level or one per sublayer) and the optimisation."""
+
+    nlayers: int | list[int] = 2
+    nresblocks: int | list[int] = 1
+    nmlp: int | list[int] = 1
+    nhidden: int | list[int] = 64
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def sizes(self) -> dict[str, int | list[int]]:
+        return {key: getattr(self, key) for key in ("nlayers", "nresblocks", "nmlp", "nhidden")}
+
+    def optimisation(self) -> dict[str, Any]:
+        """The settings a checkpoint's provenance records and the trainers take."""
+        return {key: getattr(self, key) for key in ("steps", "batch_size", "lr", "seed")}
+
+
 def train_image_checkpoint(
     out: Path,
+    settings: TrainingSettings = TrainingSettings(),
     *,
     data: str = "msds1:10000",
     kernel: int = 4,
     prior: str = "laplace",
     weight_decay: float = 5e-2,
-    nlayers: int | list[int] = 2,
-    nresblocks: int | list[int] = 1,
-    nmlp: int | list[int] = 1,
-    nhidden: int | list[int] = 64,
-    steps: int = 2000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
 ) -> RGFlowModel:
     """`rginspect train image` as a function: build an RG-Flow for `data`, train it, write `out`."""
     from .data import load_data
     from .nn.architectures import rgflow_config
 
     started = time.time()
-    images = load_data(data, seed=seed, stream="training", progress=progress).images_or_fields
+    images = load_data(
+        data, seed=settings.seed, stream="training", progress=settings.progress
+    ).images_or_fields
     channels, size = images.shape[1:3]
     config = rgflow_config(
         channels=channels,
         L=size,
         kernel=kernel,
-        nlayers=nlayers,
-        nresblocks=nresblocks,
-        nmlp=nmlp,
-        nhidden=nhidden,
+        **settings.sizes(),
         prior=prior,
         domain="image",
     )
-    torch.manual_seed(seed)  # the initial weights too, so the command reproduces
-    model = RGFlowModel.from_config(config).to(device)
+    model = _initial_model(config, settings)
     record = train_image(
         model,
         images,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
         weight_decay=weight_decay,
-        seed=seed,
-        progress=progress,
+        progress=settings.progress,
+        **settings.optimisation(),
     )
-    settings = {
-        "data": data,
-        "weight_decay": weight_decay,
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-    }
+    recorded = {"data": data, "weight_decay": weight_decay, **settings.optimisation()}
     return _save_trained(
-        model, out, training_provenance("train image", record, started, **settings)
+        model, out, training_provenance("train image", record, started, **recorded)
     )
 
 
 def train_field_checkpoint(
     out: Path,
+    settings: TrainingSettings = TrainingSettings(),
     *,
     action: dict[str, Any],
     architecture: str = "rgflow",
     kernel: int = 2,
     nrepeat: int = 1,
     anneal: float = 0.5,
-    nlayers: int | list[int] = 2,
-    nresblocks: int | list[int] = 1,
-    nmlp: int | list[int] = 1,
-    nhidden: int | list[int] = 64,
-    steps: int = 2000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
 ) -> RGFlowModel:
     """`rginspect train field` as a function: a flow for the action `{"name": ..., "L": ...,
     couplings}`, trained by reverse KL and written to `out`. Sweep workers call this."""
@@ -198,44 +192,29 @@ def train_field_checkpoint(
     built = build_action(action)
     shape = {"channels": built.n_channels, "L": built.L}
     if architecture == "neuralrg":
-        if not all(isinstance(n, int) for n in (nlayers, nmlp, nhidden)):
+        sizes = {key: getattr(settings, key) for key in ("nlayers", "nmlp", "nhidden")}
+        if not all(isinstance(n, int) for n in sizes.values()):
             raise ValueError("the NeuralRG architecture takes one number per setting, not lists")
-        config = neuralrg_config(
-            **shape, nlayers=nlayers, nmlp=nmlp, nhidden=nhidden, nrepeat=nrepeat
-        )
+        config = neuralrg_config(**shape, **sizes, nrepeat=nrepeat)
     else:
         config = rgflow_config(
-            **shape,
-            kernel=kernel,
-            nlayers=nlayers,
-            nresblocks=nresblocks,
-            nmlp=nmlp,
-            nhidden=nhidden,
-            prior="gaussian",
-            domain="field",
+            **shape, kernel=kernel, **settings.sizes(), prior="gaussian", domain="field"
         )
-    torch.manual_seed(seed)
-    model = RGFlowModel.from_config(config, action=built).to(device)
+    model = _initial_model(config, settings, action=built)
     record = train_field(
-        model,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        anneal=anneal,
-        progress=progress,
+        model, anneal=anneal, progress=settings.progress, **settings.optimisation()
     )
-    settings = {
-        "action": built.config(),
-        "anneal": anneal,
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-    }
+    recorded = {"action": built.config(), "anneal": anneal, **settings.optimisation()}
     return _save_trained(
-        model, out, training_provenance("train field", record, started, **settings)
+        model, out, training_provenance("train field", record, started, **recorded)
     )
+
+
+def _initial_model(
+    config: dict[str, Any], settings: TrainingSettings, action: torch.nn.Module | None = None
+) -> RGFlowModel:
+    torch.manual_seed(settings.seed)  # the initial weights too, so the command reproduces
+    return RGFlowModel.from_config(config, action=action).to(settings.device)
 
 
 def _save_trained(model: RGFlowModel, out: Path, provenance: dict[str, Any]) -> RGFlowModel:
