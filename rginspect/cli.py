@@ -250,19 +250,19 @@ def _echo_run(status: int, lines: list[tuple[str, bool]]) -> int:
 def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
     """Each checkpoint in a forked worker with `threads` torch threads; output in run order."""
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
-    import torch
-
     from . import plugin_manager
+    from .machine import follow_parent
 
     plugin_manager.available_analyses()  # imported once, before the workers fork
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(
         jobs,
         mp_context=multiprocessing.get_context(method),
-        initializer=torch.set_num_threads,
-        initargs=(threads,),
+        initializer=follow_parent,
+        initargs=(os.getpid(), 0, threads),
     )
     try:
         futures = [pool.submit(_run_one, *run) for run in planned]

@@ -124,3 +124,35 @@ def test_run_usage_errors_are_one_line_with_exit_status_2(run, tmp_path, argumen
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 or result.output.startswith("Usage:")  # click's own usage errors
     assert not (tmp_path / "out" / "results.nc").exists()
+
+
+def test_jobs_run_checkpoints_in_processes_with_the_serial_results(run, tmp_path):
+    """--jobs 2: each checkpoint in its own process; the output lines come in the order given,
+    a checkpoint that fails to load does not stop the other, and the numbers equal a serial run."""
+    import shutil
+
+    from rginspect.results import read_results
+
+    bundled = Path(rginspect.__file__).parent / "assets" / "phi4_L16.pt"
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    shutil.copy(bundled, first)
+    shutil.copy(bundled, second)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    common = ["--plugins", "likelihood,free_energy", "--quiet"]
+    parallel = run("run", first, broken, second, "--jobs", "2", "--out", tmp_path / "p", *common)
+    assert parallel.exit_code == 2, parallel.output
+    lines = parallel.output.splitlines()
+    assert lines[0] == f"report: {tmp_path / 'p' / 'first' / 'report.html'}"
+    assert lines[1].startswith("error: ") and "broken.pt" in lines[1]
+    assert lines[2] == f"report: {tmp_path / 'p' / 'second' / 'report.html'}"
+    serial = run("run", first, "--out", tmp_path / "s", *common)
+    assert serial.exit_code == 0, serial.output
+    expected = read_results(tmp_path / "s" / "results.nc")
+    for name in ("first", "second"):
+        got = read_results(tmp_path / "p" / name / "results.nc")
+        for analysis in ("likelihood", "free_energy"):
+            for variable, values in expected[analysis].to_dataset().data_vars.items():
+                assert got[analysis][variable].values.tolist() == pytest.approx(
+                    values.values.tolist(), rel=1e-6, nan_ok=True
+                ), (name, analysis, variable)

@@ -267,13 +267,16 @@ def test_mutated_state_dicts_are_specific_errors(tmp_path_factory, mutation, whi
 # A loader reads masks, the prior's scale, configs, hyper-parameters and run-folder names to decide
 # what to build; each mutation below hits one of those, in every format.
 REMOVE, GROUP = "<remove>", "<hdf5 group>"
-ODD_VALUES = st.one_of(
-    st.just(REMOVE),
-    st.none(),
+ODD_NUMBERS = (  # booleans, small and huge integers, and floats with NaN and infinities
     st.booleans(),
     st.integers(-3, 70),
     st.integers(-(2**62), 2**62),
     st.floats(allow_nan=True, allow_infinity=True),
+)
+ODD_VALUES = st.one_of(
+    st.just(REMOVE),
+    st.none(),
+    *ODD_NUMBERS,
     st.text(alphabet=string.printable, max_size=6),
     st.lists(st.integers(-1, 66), max_size=9),
     st.dictionaries(
@@ -388,10 +391,7 @@ def hdf5_value(handle, key: str, value) -> None:
 HDF5_VALUES = st.one_of(
     st.just(REMOVE),
     st.just(GROUP),
-    st.booleans(),
-    st.integers(-3, 70),
-    st.integers(-(2**62), 2**62),
-    st.floats(allow_nan=True, allow_infinity=True),
+    *ODD_NUMBERS,
     st.text(alphabet=string.ascii_letters, max_size=6),
     st.lists(st.integers(-1, 66), max_size=4),
 )

@@ -15,7 +15,7 @@ import xarray as xr
 
 from .. import __version__
 from ..errors import RGInspectError
-from ..machine import usable_cpus
+from ..machine import follow_parent, usable_cpus
 from .render import ReportSection, SectionView, render_report, section_view, write_report
 
 RENDER_NICENESS = 10  # the analyses come first; drawing uses what CPU they leave
@@ -96,8 +96,8 @@ class BackgroundSections:
                 self._pool = ProcessPoolExecutor(
                     1,
                     mp_context=multiprocessing.get_context("fork"),
-                    initializer=os.nice,
-                    initargs=(RENDER_NICENESS,),
+                    initializer=follow_parent,
+                    initargs=(os.getpid(), RENDER_NICENESS),
                 )
                 self._pool.submit(int).result()  # fork now, before this process starts threads
             except (OSError, BrokenProcessPool):
