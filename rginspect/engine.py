@@ -384,7 +384,8 @@ def _run_checkpoint(
         sections.submit(analysis.name, store.datasets()[analysis.name])
         results[analysis.name] = dataset
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
-    report_path = report_from_results(store.path, out / "report.html", sections.finished())
+    drawn = sections.finished(store.datasets())
+    report_path = report_from_results(store.path, out / "report.html", drawn)
     return RunResult(out, store.path, report_path, outcomes)
 
 

@@ -73,3 +73,29 @@ def test_write_is_atomic(tmp_path):
     path = write_report(tmp_path / "out" / "report.html", html)
     assert path.read_text() == html
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def test_sections_drawn_in_the_background_equal_those_drawn_from_the_file(tmp_path):
+    """A run draws each section in a second process (or, once the run is over, those not yet
+    begun, in its own); the report is byte for byte what `rginspect report` draws from
+    results.nc alone. BackgroundSections on its own: every section comes back, by either path."""
+    from pathlib import Path
+
+    import rginspect
+    from rginspect.engine import RunSettings, run_checkpoint
+    from rginspect.report.build import BackgroundSections, analysis_section, report_from_results
+    from rginspect.results import ResultsStore
+
+    checkpoint = Path(rginspect.__file__).parent / "assets" / "phi4_L16.pt"
+    settings = RunSettings(plugins="likelihood,free_energy,receptive", progress=False)
+    result = run_checkpoint(checkpoint, tmp_path / "run", settings)
+    assert [outcome.status for outcome in result.outcomes] == ["ok"] * 3
+    redrawn = report_from_results(result.results_path, tmp_path / "redrawn.html")
+    assert redrawn.read_bytes() == result.report_path.read_bytes()
+
+    stored = ResultsStore(result.results_path).datasets()
+    with BackgroundSections() as sections:
+        for name, dataset in stored.items():
+            sections.submit(name, dataset)
+        views = sections.finished(stored)
+    assert views == {name: analysis_section(name, dataset) for name, dataset in stored.items()}

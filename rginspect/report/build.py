@@ -118,13 +118,18 @@ class BackgroundSections:
             except (RuntimeError, BrokenProcessPool):
                 self._pool = None
 
-    def finished(self) -> dict[str, SectionView]:
-        """Wait for the sections submitted; those that could not be drawn there are left out."""
-        views = {}
+    def finished(self, datasets: Mapping[str, xr.Dataset]) -> dict[str, SectionView]:
+        """The sections submitted. Those the background process has not begun are drawn here,
+        from `datasets` (the stored groups), while it finishes the ones it holds; any it could
+        not draw are left out (report_from_results draws them from the file)."""
+        unstarted = [name for name, future in self._futures.items() if future.cancel()]
+        views = {name: analysis_section(name, datasets[name]) for name in unstarted}
         for name, future in self._futures.items():
+            if name in views:
+                continue
             try:
                 views[name] = future.result()
-            except Exception:  # the process died or the data did not pickle: drawn here instead
+            except Exception:  # the process died or the data did not pickle
                 continue
         return views
 
