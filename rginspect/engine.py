@@ -381,7 +381,7 @@ def _run_checkpoint(
             continue
         attrs["elapsed_s"] = round(time.perf_counter() - started, 3)  # wall time of run()
         store.write(analysis.name, dataset, attrs)
-        sections.submit(analysis.name, store.datasets()[analysis.name])
+        sections.submit(analysis.name, store.dataset(analysis.name))
         results[analysis.name] = dataset
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
     drawn = sections.finished(store.datasets())

@@ -136,6 +136,10 @@ class ResultsStore:
         """The whole file, loaded into memory and closed, with booleans restored."""
         return read_results(self.path)
 
+    def dataset(self, name: str) -> xr.Dataset:
+        """The group `name` as stored (its attrs carry status and provenance)."""
+        return self._groups[name]
+
     def datasets(self) -> dict[str, xr.Dataset]:
         return {
             name: dataset
