@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 ACTIVE_THRESHOLD = 0.01  # a latent is active when its encoded variance exceeds 1% of the prior's
 RIDGE_ALPHAS = np.logspace(-3, 6, 19)  # wide enough for 48 to 2304 standardized features
-ENCODE_CHUNK = 500  # inputs encoded at once, to bound memory
 NO_READOUT_R2 = 0.05  # below this at every level, no level is named as the best
 MSDS1_COLOUR_RANGE = 64  # MSDS1 colours are c0 + U{-32..32}: within an image no channel spans more
 
@@ -69,10 +68,8 @@ class Disentangle(Analysis):
                 "disentangle needs data (--data msds1, or any images): the model's own samples "
                 "encode back to prior draws, so their activity would compare the prior with itself"
             )
-        x, source = context.target_inputs(parameters["inputs"])
-        z = np.concatenate(
-            [model.encode(part)[0].double().cpu().numpy() for part in x.split(ENCODE_CHUNK)]
-        )
+        x, z, source = context.target_latents(parameters["inputs"])
+        z = z.double().cpu().numpy()
         if not np.isfinite(z).all():
             raise ValueError(
                 f"encoding {source} gives NaN/Inf latents; check that the data are what the "

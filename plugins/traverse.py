@@ -34,7 +34,6 @@ from rginspect.nn.priors import Prior
 
 LATENT_FORMAT = "level:channel:row:col"
 GIF_FOLDER = "traverse"
-ENCODE_CHUNK = 500  # inputs encoded at once, to bound memory
 GIF_MIN_SIDE = 128  # GIF frames are enlarged (nearest pixel) to at least this many pixels a side
 GIF_FRAME_MS = 200
 
@@ -69,7 +68,7 @@ class Traverse(Analysis):
             raise ValueError(
                 f"traverse.image={image} but there are {len(x)} inputs; pick 0…{len(x) - 1}"
             )
-        z = torch.cat([model.encode(part)[0] for part in x.split(ENCODE_CHUNK)])
+        z, _ = context.in_batches(model.encode, x, desc="encode")
         sigma, probability, value = traversal_values(model.prior, steps, span)
         prior_std = model.prior.std()
         spread = quantile_spread(z.double().cpu().numpy(), model.prior) * prior_std

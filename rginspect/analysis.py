@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from .physics.samplers import HMCResult
 
 FIRST_BATCH = 8  # inputs in_batches times first, to measure the model's cost per input
-BATCH_SECONDS = 1.0  # what each later batch aims to take: the progress bar moves every second
+# what each later batch aims to take: long enough that a paper-size model runs batches of ~10
+# (batches of 2 cost 1.6× more per input), short enough that the progress bar moves
+BATCH_SECONDS = 5.0
 MAX_BATCH = 1024  # a cap, so a cheap model's activations stay within memory
 
 
@@ -100,7 +102,7 @@ class RunContext:
     ) -> tuple:
         """`function(x)` for a per-input map, computed over batches of x sized to the model's cost:
         the first batch is small and timed, each next one is scaled to take about
-        BATCH_SECONDS. A small model runs in a few large batches, a paper-size one in batches that
+        BATCH_SECONDS (at most twice the last, never fewer than the first). A small model runs in a few large batches, a paper-size one in batches that
         bound its memory and move the progress bar. Returns function's outputs, concatenated
         along the batch (outputs that are not tensors, such as a list per model, from the first
         batch)."""
@@ -116,7 +118,10 @@ class RunContext:
                 seconds = max(time.perf_counter() - began, 1e-3)
                 start += size
                 bar.update(size)
-                size = max(1, min(int(size * BATCH_SECONDS / seconds), 2 * size, MAX_BATCH))
+                # never below the first batch: it fitted, and smaller ones cost more per input
+                size = max(
+                    FIRST_BATCH, min(int(size * BATCH_SECONDS / seconds), 2 * size, MAX_BATCH)
+                )
         return tuple(
             torch.cat(parts) if isinstance(parts[0], torch.Tensor) else parts[0]
             for parts in zip(*outputs, strict=True)
