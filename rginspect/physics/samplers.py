@@ -13,17 +13,43 @@ from tqdm import tqdm
 
 from rginspect.physics.actions import Action
 
+INITIAL_STEP = 0.1  # where step-size tuning starts
+TARGET_ACCEPTANCE = 0.8  # tuned HMC's mean acceptance probability
+
 
 @dataclass(frozen=True)
 class HMCResult:
     """HMC output. Samples are stored step-major, chain-minor, so that
     `samples.reshape(-1, n_chains, *samples.shape[1:])` separates the chains (when n_chains divides
-    n_samples); independent chains give honest error bars."""
+    n_samples); consecutive samples of one chain are correlated, so errors need whole chains or
+    blocks longer than `autocorrelation_time` of the observable."""
 
     samples: torch.Tensor
     acceptance_rate: float
     energies: torch.Tensor
     n_chains: int
+    step_size: float  # the leapfrog step used after burn-in (tuned there unless given)
+
+    def by_chain(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Per-sample values (n_samples, ...) as (n_chains, steps, ...), dropping an incomplete
+        last step."""
+        values = np.asarray(values)
+        steps = len(values) // self.n_chains
+        kept = values[: steps * self.n_chains].reshape(steps, self.n_chains, *values.shape[1:])
+        return np.swapaxes(kept, 0, 1)
+
+    def autocorrelation_time(self, values: torch.Tensor | np.ndarray) -> float:
+        """τ_int of a per-sample observable along the chains (each chain's autocorrelation
+        averaged, Sokal's window), so that its mean has n / τ_int effective samples."""
+        from .correlation import integrated_autocorrelation_time
+
+        chains = self.by_chain(values)
+        if chains.shape[1] < 4:
+            return math.nan
+        return integrated_autocorrelation_time(chains)
+
+    def effective_samples(self, values: torch.Tensor | np.ndarray) -> float:
+        return len(values) / max(self.autocorrelation_time(values), 1.0)
 
 
 @dataclass(frozen=True)
@@ -48,7 +74,7 @@ def hmc(
     n_samples: int,
     *,
     n_chains: int = 16,
-    step_size: float = 0.1,
+    step_size: float | None = None,
     n_leapfrog: int = 10,
     n_burnin: int = 100,
     thin: int = 1,
@@ -62,7 +88,9 @@ def hmc(
     Each step draws Gaussian momenta, runs `n_leapfrog` leapfrog steps of size `step_size` and
     accepts per chain with min(1, exp(−ΔH)); a non-finite ΔH counts as a rejection. The first
     `n_burnin` steps are discarded, then every `thin`-th state of every chain is kept until
-    `n_samples` are collected. Chains start at `x0` (n_chains, C, L, L) or at standard normal noise
+    `n_samples` are collected. `step_size=None` tunes the step during burn-in (stochastic
+    approximation on log step, from 0.1) so that the mean acceptance probability is
+    TARGET_ACCEPTANCE, and keeps it fixed afterwards, so the kept chains are exact HMC. Chains start at `x0` (n_chains, C, L, L) or at standard normal noise
     on the generator's device; a generator must live on the same device as `x0`.
     """
     _positive_int("n_samples", n_samples)
@@ -70,6 +98,8 @@ def hmc(
     _positive_int("n_leapfrog", n_leapfrog)
     _positive_int("n_burnin", n_burnin, allow_zero=True)
     _positive_int("thin", thin)
+    tune = step_size is None
+    step_size = INITIAL_STEP if tune else step_size
     if not (math.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size must be a positive number, got {step_size!r}")
     shape = (n_chains, action.n_channels, action.L, action.L)
@@ -98,6 +128,10 @@ def hmc(
             h_new = s_new + 0.5 * (p_new * p_new).sum((1, 2, 3))
             log_u = torch.rand(n_chains, generator=generator, dtype=dtype, device=device).log()
             accept = log_u < h_old - h_new  # False for NaN
+            if tune and step < n_burnin:
+                probability = torch.nan_to_num((h_old - h_new).clamp(max=0).exp(), nan=0.0)
+                gain = 1.0 / math.sqrt(1 + step / 10)
+                step_size *= math.exp(gain * (float(probability.mean()) - TARGET_ACCEPTANCE))
             x = torch.where(accept[:, None, None, None], x_new, x)
             s = torch.where(accept, s_new, s)
             grad = torch.where(accept[:, None, None, None], grad_new, grad)
@@ -112,6 +146,7 @@ def hmc(
         acceptance_rate=n_accepted / n_proposed,
         energies=torch.cat(kept_s)[:n_samples],
         n_chains=n_chains,
+        step_size=step_size,
     )
 
 
