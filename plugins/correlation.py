@@ -38,14 +38,17 @@ from rginspect.physics import independence_metropolis
 from rginspect.physics.correlation import (
     ACCEPTABLE_P,
     FORMS,
+    MIN_EFFECTIVE_SAMPLES,
     MIN_FIT_POINTS,
     chord_length,
     decaying_range,
     estimate_correlation,
     exponential_form,
+    fit_correlation_length,
     fit_mask,
     power_form,
     select_decay,
+    zero_momentum_function,
 )
 
 LABELS = {  # what each decay form means: O(2) fields order quasi-long-range, others are critical
@@ -62,7 +65,7 @@ BKT_ETA = 0.25
 class Correlation(Analysis):
     name = "correlation"
     description = "Two-point function C(r) with bootstrap errors; exponential vs power-law fits"
-    version = "2"
+    version = "3"
     parameters = {
         "samples": Parameter(int, 4096, "flow samples to draw (without --data)"),
         "inputs": Parameter(int, 4096, "data fields or images to average over (with --data)"),
@@ -85,7 +88,7 @@ class Correlation(Analysis):
         if p["r_min"] < 1 or min(p["samples"], p["inputs"], p["resamples"]) < 2:
             raise ValueError("correlation needs r_min ≥ 1 and samples, inputs and resamples ≥ 2")
         is_field = model.domain == "field"
-        acceptance, sampler, symmetrized, chain = math.nan, "data", False, False
+        acceptance, sampler, symmetrized = math.nan, "data", False
         if context.data is not None:
             x, _, source = context.model_inputs(p["inputs"])
         else:
@@ -96,7 +99,7 @@ class Correlation(Analysis):
             source, sampler = "model samples", "flow samples"
             if p["metropolis"] and action is not None:
                 result = independence_metropolis(x, log_q, -action, generator=context.generator(1))
-                x, acceptance, chain = result.samples, result.acceptance_rate, True
+                x, acceptance = result.samples, result.acceptance_rate
                 sampler = "independence Metropolis on flow samples"
         if not is_field:
             x = model.postprocess(x.to(model.prior.scale))
@@ -107,10 +110,23 @@ class Correlation(Analysis):
             connected=p["connected"] or not is_field,
             periodic=is_field,
             n_resamples=p["resamples"],
-            block_length=None if chain else 1,
+            block_length=1 if sampler == "flow samples" else None,  # only these are i.i.d.
             rng=np.random.default_rng(context.seed),
         )
         distance = estimate.distance
+        xi_gap, xi_gap_error = math.nan, math.nan
+        if is_field:  # ξ from the zero-momentum correlator, exactly a sum of cosh terms
+            zero_momentum = estimate_correlation(
+                x.double().cpu(),
+                connected=p["connected"],
+                n_resamples=p["resamples"],
+                block_length=estimate.block_length,
+                rng=np.random.default_rng(context.seed + 1),
+                correlator=zero_momentum_function,
+            )
+            xi_gap, xi_gap_error = fit_correlation_length(
+                zero_momentum, r_min=p["r_min"], period=period
+            )
         nan2 = np.full(2, np.nan)
         amplitude, chi2, aic, weights, wins, p_values = (nan2,) * 6
         accepted = np.zeros(2, dtype=bool)
@@ -142,6 +158,8 @@ class Correlation(Analysis):
             if is_field:
                 kind = "o2" if eta_max is not None else "field"
                 label, confidence = LABELS[kind][selection.phase], selection.confidence
+                if not estimate.reliable:  # resamples of too few effective samples say nothing
+                    confidence = math.nan
             elif accepted.any():  # images have no phase: name a decay only where a fit holds
                 best = FORMS[int(np.argmin(np.where(accepted, aic, np.inf)))]
                 label = IMAGE_LABELS[best]
@@ -180,11 +198,25 @@ class Correlation(Analysis):
                     wins,
                     {"long_name": "fraction of bootstrap resamples where this form has lower AIC"},
                 ),
-                "xi": ((), xi, {"units": unit, "long_name": "correlation length ξ"}),
+                "xi": (
+                    (),
+                    xi,
+                    {"units": unit, "long_name": "ξ of the C(r) cosh fit (an effective length)"},
+                ),
                 "xi_error": (
                     (),
                     xi_error,
                     {"units": unit, "long_name": "bootstrap 68% half-width"},
+                ),
+                "xi_zero_momentum": (
+                    (),
+                    xi_gap,
+                    {"units": unit, "long_name": "ξ of the zero-momentum correlator (inverse gap)"},
+                ),
+                "xi_zero_momentum_error": (
+                    (),
+                    xi_gap_error,
+                    {"units": unit, "long_name": "bootstrap 68% half-width of xi_zero_momentum"},
                 ),
                 "eta": ((), eta, {"long_name": "power-law exponent η"}),
                 "eta_error": ((), eta_error, {"long_name": "bootstrap 68% half-width"}),
@@ -208,6 +240,16 @@ class Correlation(Analysis):
                     estimate.autocorrelation_time,
                     {"long_name": "integrated autocorrelation time of the per-sample C(1)"},
                 ),
+                "effective_samples": (
+                    (),
+                    estimate.effective_samples,
+                    {"long_name": "n / τ_int of the samples C(r) stands on"},
+                ),
+                "reliable": (
+                    (),
+                    estimate.reliable,
+                    {"long_name": f"at least {MIN_EFFECTIVE_SAMPLES} effective samples"},
+                ),
             },
             coords={
                 "distance": ("distance", distance, {"units": unit}),
@@ -225,6 +267,7 @@ class Correlation(Analysis):
                 "fit_r_max": int(distance[window][-1]) if window.any() else -1,
                 "n_samples": len(x),
                 "block_length": estimate.block_length,
+                "chi2_weighting": "bootstrap covariance of C(r) between distances",
                 **action_attrs(model),
             },
         )
@@ -317,10 +360,19 @@ class Correlation(Analysis):
                         }
                     ),
                     f"Fits for {fit_range[0]} ≤ r ≤ {fit_range[-1]} ({dof} degrees of freedom); "
-                    "errors are bootstrap 68% half-widths",
+                    "χ² with the bootstrap covariance of C(r) between distances; errors are "
+                    "bootstrap 68% half-widths",
                 )
             )
         text = self.verdict(dataset, fit_range) if is_field else self.image_verdict(dataset)
+        if "xi_zero_momentum" in dataset and np.isfinite(float(dataset.xi_zero_momentum)):
+            text += (
+                f"\n\nCorrelation length from the zero-momentum (row-summed) correlator, exactly a "
+                f"sum of cosh terms: ξ = {float(dataset.xi_zero_momentum):.3g} ± "
+                f"{float(dataset.xi_zero_momentum_error):.2g}, the inverse mass gap; this is the ξ "
+                "to quote. The cosh fit of C(r) gives an effective ξ = "
+                f"{float(dataset.xi):.3g}, lower because a 2D C(r) carries an extra r^−½."
+            )
         acceptance = float(dataset.acceptance_rate)
         if not np.isnan(acceptance):
             text += (
@@ -328,11 +380,18 @@ class Correlation(Analysis):
                 f"bootstrap with blocks of {a['block_length']} (τ_int of C(1) = "
                 f"{float(dataset.autocorrelation_time):.1f})."
             )
-            if acceptance < 0.2:
+            if acceptance < 0.1:
                 text += (
-                    " Below 20%, the chain holds a few states for long stretches: the errors (and "
-                    "the label confidence) can be too optimistic by a factor of a few."
+                    " Below 10% acceptance the chain holds a few states for long stretches: these "
+                    "Metropolis-corrected numbers are not reliable."
                 )
+        if "reliable" in dataset and not bool(dataset.reliable):
+            text += (
+                f"\n\nNot reliable: these {a['n_samples']} samples are worth "
+                f"{float(dataset.effective_samples):.0f} independent ones (n/τ_int, fewer than "
+                f"{MIN_EFFECTIVE_SAMPLES}), so neither the errors nor a label confidence can be "
+                "given; draw more samples or use a better sampler."
+            )
         couplings = ", ".join(f"{k} = {a[k]}" for k in ("kappa", "lamb", "T", "beta") if k in a)
         if couplings:
             text += f"\n\nAction {a['action']}: {couplings}."
@@ -360,9 +419,15 @@ class Correlation(Analysis):
                 f"No fits: r from {a['r_min']} to L/2 = {int(dataset.distance[-1])} gives fewer "
                 f"than {MIN_FIT_POINTS} distances for two-parameter forms."
             )
+        confidence = float(dataset.label_confidence)
+        chosen = (
+            f"chosen in {confidence:.0%} of bootstrap resamples"
+            if np.isfinite(confidence)
+            else "no bootstrap confidence (too few effective samples)"
+        )
         text = (
-            f"Label: {dataset.label.item()}, chosen in {float(dataset.label_confidence):.0%} of "
-            f"bootstrap resamples (Akaike weight {float(dataset.akaike_weight.max()):.2f})."
+            f"Label: {dataset.label.item()}, {chosen} "
+            f"(Akaike weight {float(dataset.akaike_weight.max()):.2f})."
         )
         dof = len(fit_range) - 2
         best_chi2 = float(dataset.chi2.min())
@@ -371,7 +436,7 @@ class Correlation(Analysis):
                 f" Neither form describes C(r) well (best χ²/dof = {best_chi2 / dof:.3g}): "
                 "the label only names the lesser misfit."
             )
-        if float(dataset.label_confidence) < 0.8:
+        if confidence < 0.8:
             text += " The data do not decide between the two forms at this noise level."
         if a.get("n_channels") == 2 and dataset.label.item() == LABELS["o2"]["exponential"]:
             if dataset.aic.values[1] < dataset.aic.values[0]:

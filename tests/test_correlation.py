@@ -21,10 +21,14 @@ from rginspect.physics.correlation import (
     decaying_range,
     estimate_correlation,
     exponential_form,
+    fit_correlation_length,
+    fit_covariance,
+    fit_form,
     integrated_autocorrelation_time,
     power_form,
     select_decay,
     two_point_function,
+    zero_momentum_function,
 )
 from rginspect.train import train_field
 
@@ -92,12 +96,38 @@ def test_block_bootstrap_sees_repeated_samples():
     np.testing.assert_allclose(weights.sum(1), 1)
 
 
+def test_block_bootstrap_error_of_an_ar1_chain_matches_the_exact_one():
+    """A field equal to a_t at every site, a_t an AR(1) series of unit variance with coefficient ρ:
+    each C(r) is a_t², whose autocorrelation is ρ^{2t}, so τ_int = (1 + ρ²)/(1 − ρ²) and the mean's
+    standard error is √(2 τ_int / n). A chain of n/τ_int < MIN_EFFECTIVE_SAMPLES is not reliable."""
+    rho, n = 0.9, 40_000
+    noise = rng.normal(size=n) * np.sqrt(1 - rho**2)
+    series = np.empty(n)
+    series[0] = rng.normal()
+    for t in range(1, n):
+        series[t] = rho * series[t - 1] + noise[t]
+    fields = torch.from_numpy(np.broadcast_to(series[:, None, None, None], (n, 1, 4, 4)).copy())
+    estimate = estimate_correlation(fields, block_length=None, n_resamples=300, rng=rng)
+    tau = (1 + rho**2) / (1 - rho**2)
+    assert estimate.autocorrelation_time == pytest.approx(tau, rel=0.2)
+    np.testing.assert_allclose(estimate.error, np.sqrt(2 * tau / n), rtol=0.2)
+    assert estimate.reliable
+    short = estimate_correlation(fields[: int(20 * tau)], block_length=None, rng=rng)
+    assert not short.reliable and short.effective_samples < 100
+
+
 def synthetic(truth: np.ndarray, relative: float) -> CorrelationEstimate:
     """A measured curve: truth plus Gaussian noise, with as many resamples drawn the same way."""
     error = relative * np.abs(truth) + 1e-4
     draws = truth + error * rng.normal(size=(201, len(truth)))
     return CorrelationEstimate(
-        np.arange(len(truth)), draws[0], error, draws[1:], block_length=1, autocorrelation_time=1
+        np.arange(len(truth)),
+        draws[0],
+        error,
+        draws[1:],
+        block_length=1,
+        autocorrelation_time=1,
+        samples=10_000,
     )
 
 
@@ -237,6 +267,37 @@ def test_decaying_range_stops_where_a_decay_form_cannot_hold():
     np.testing.assert_array_equal(decaying_range(value, error, 1), [False, True] + [False] * 4)
 
 
+def test_chi2_with_the_covariance_follows_its_distribution_for_correlated_errors():
+    """Errors 95% correlated between neighbouring distances, as C(r) and C(r+1) from the same
+    samples are: χ² with the covariance estimated from 200 resamples averages its degrees of
+    freedom over 200 experiments (and the true form is accepted), while χ² from the diagonal
+    errors alone averages a fraction of them and could reject nothing."""
+    r = np.arange(1, 9)
+    truth = exponential_form(r, 2.0, 2.5, 16)
+    sigma = 0.02 * truth
+    correlation = 0.95 ** np.abs(r[:, None] - r[None, :])
+    root = np.linalg.cholesky(correlation * np.outer(sigma, sigma))
+    gls, diagonal = [], []
+    for _ in range(200):
+        draws = truth + rng.normal(size=(201, len(r))) @ root.T
+        gls.append(fit_form("exponential", r, draws[0], fit_covariance(draws[1:], draws[0]), 16))
+        diagonal.append(fit_form("exponential", r, draws[0], draws[1:].std(0, ddof=1), 16))
+    dof = len(r) - 2
+    gls_chi2 = np.array([fit.chi2 for fit in gls])
+    assert gls_chi2.mean() == pytest.approx(dof, rel=0.15)  # its standard error: ~2.5%
+    assert np.mean([fit.chi2 for fit in diagonal]) < 0.5 * dof
+    xi = np.array([fit.parameters[1] for fit in gls])
+    assert xi.mean() == pytest.approx(2.5, rel=0.01)
+
+
+def test_too_few_resamples_for_the_covariance_are_refused():
+    r = np.arange(9)
+    estimate = synthetic(exponential_form(r, 2.0, 2.5, 16), 0.02)
+    few = CorrelationEstimate(r, estimate.value, estimate.error, estimate.resamples[:10], 1, 1, 100)
+    with pytest.raises(ValueError, match="resamples"):
+        select_decay(few, period=16)
+
+
 def test_a_fit_of_the_wrong_form_is_rejected_by_its_chi2():
     """A pure power law with 0.5% errors: the power law's χ² is acceptable (p ≥ 10⁻³), the
     exponential's is not; with 30% errors the data cannot reject either."""
@@ -247,3 +308,29 @@ def test_a_fit_of_the_wrong_form_is_rejected_by_its_chi2():
     assert precise.p_values[0] < 1e-6
     vague = select_decay(synthetic(truth, 0.3))
     assert vague.accepted.all()
+
+
+def exact_free_field_samples(n: int, L: int, kappa: float) -> torch.Tensor:
+    """Independent samples of the two-component φ⁴ action at λ = 0, a Gaussian free field whose
+    per-component covariance ½ (1 − κA)⁻¹ is diagonal in momentum space: white noise filtered by
+    the square root of its spectrum."""
+    k = 2 * np.pi * np.arange(L) / L
+    spectrum = 0.5 / (1 - 2 * kappa * (np.cos(k)[:, None] + np.cos(k)[None, :]))
+    noise = rng.normal(size=(n, 2, L, L))
+    return torch.from_numpy(np.fft.ifft2(np.sqrt(spectrum) * np.fft.fft2(noise)).real)
+
+
+def test_zero_momentum_correlator_gives_the_free_field_mass_gap():
+    """Exact free-field samples at L = 16, κ = 0.24: the row-summed correlator is one lattice
+    propagator in t, A cosh(m(t − L/2)) with cosh m = 1/(2κ) − 1, and its cosh fit recovers
+    ξ = 1/m within its bootstrap error; the cosh fit of C(r) along an axis gives an effective ξ
+    well below it (Ornstein–Zernike), which is why the report quotes the former."""
+    L, kappa = 16, 0.24
+    xi_exact = 1 / np.arccosh(1 / (2 * kappa) - 1)
+    fields = exact_free_field_samples(4000, L, kappa)
+    zero_momentum = estimate_correlation(fields, rng=rng, correlator=zero_momentum_function)
+    xi, xi_error = fit_correlation_length(zero_momentum, period=L)
+    assert abs(xi - xi_exact) < max(3 * xi_error, 0.02 * xi_exact)
+    assert xi_error < 0.05 * xi_exact
+    effective, _ = fit_correlation_length(estimate_correlation(fields, rng=rng), period=L)
+    assert effective < 0.9 * xi_exact

@@ -10,7 +10,9 @@ together. Two forms are fitted to C(r):
 - power-law decay B d(r)^{−η}, with the chord length d(r) = (L/π) sin(π r/L) on a periodic lattice.
 Without periodicity (images) they reduce to A e^{−r/ξ} and B r^{−η}. Both have two parameters, so
 the Akaike criterion AIC = χ² + 2k picks the form with the smaller χ², and refitting every bootstrap
-resample says how often that choice would change.
+resample says how often that choice would change. χ² is generalised least squares with the
+bootstrap covariance of C(r) between distances: C(r) and C(r+1) share every sample, so their errors
+are 90–99% correlated, and a χ² from the diagonal errors alone is far too small to reject a form.
 
 A fit is only as good as its χ²: `DecaySelection.p_values` are the χ² tail probabilities (with
 two parameters fitted), and a form with p < ACCEPTABLE_P does not describe C(r). Image correlations
@@ -25,6 +27,7 @@ comparable to L, not order; `eta_max` applies such a bound to the full sample an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +40,9 @@ FORMS = ("exponential", "power law")
 MIN_FIT_POINTS = 3
 # a fit whose χ² is this improbable (for its degrees of freedom) does not describe the data
 ACCEPTABLE_P = 1e-3
+# below this many effective samples (n / τ_int) neither τ_int nor block-bootstrap errors can be
+# trusted: a chain that holds a few states for long stretches looks precise and is not
+MIN_EFFECTIVE_SAMPLES = 100
 
 
 def two_point_function(fields: torch.Tensor, *, periodic: bool = True) -> torch.Tensor:
@@ -58,16 +64,37 @@ def two_point_function(fields: torch.Tensor, *, periodic: bool = True) -> torch.
     return along_axes / pairs
 
 
+def zero_momentum_function(fields: torch.Tensor, *, periodic: bool = True) -> torch.Tensor:
+    """Per-sample zero-momentum correlator C̃(t) for t = 0..L//2, shape (n, L//2 + 1): the
+    correlation of row sums (and of column sums, averaged), Σ_c ⟨S_c(y) S_c(y + t)⟩ / L³ with
+    S_c(y) = Σ_x φ_c(x, y). Summing a row projects onto zero transverse momentum, so on a periodic
+    lattice C̃(t) is exactly a sum of cosh((t − L/2)/ξ_n) over the theory's states, where C(r)
+    along an axis carries the two-dimensional r^{−½} of Ornstein–Zernike: the lowest state's ξ
+    is the mass gap's inverse, the correlation length a fit of C(r) only approximates."""
+    if not periodic:
+        raise ValueError("the zero-momentum correlator needs a periodic lattice")
+    n, _, L, cols = fields.shape
+    if L != cols:
+        raise ValueError(f"zero_momentum_function needs square fields, got {L}×{cols}")
+    sums = torch.stack([fields.double().sum(2), fields.double().sum(3)])  # (axis, n, C, L)
+    spectrum = torch.fft.rfft(sums, dim=-1).abs().square().sum(2)
+    autocorrelation = torch.fft.irfft(spectrum, n=L, dim=-1).mean(0)  # (n, L)
+    return autocorrelation[:, : L // 2 + 1] / L**3
+
+
 def integrated_autocorrelation_time(series: np.ndarray, window_factor: float = 5.0) -> float:
     """τ_int = 1 + 2 Σ_t ρ(t), so that Var(mean) = τ_int σ²/n, with Sokal's automatic window
-    (the smallest W ≥ window_factor · τ_int(W)). A constant series counts as fully correlated."""
-    x = np.asarray(series, dtype=np.float64) - np.mean(series)
-    n = len(x)
-    variance = float(x @ x)
+    (the smallest W ≥ window_factor · τ_int(W)). A constant series counts as fully correlated.
+    A 2-D `series` is (chains, steps): ρ(t) is averaged over the chains about their common mean,
+    so chains that sit at different values (a slow global mode) show as a long τ_int."""
+    x = np.atleast_2d(np.asarray(series, dtype=np.float64))
+    x = x - x.mean()
+    n = x.shape[1]
+    variance = float((x * x).sum())
     if variance <= 0:
         return float(n)
-    spectrum = np.fft.rfft(x, 2 * n)
-    rho = np.fft.irfft(spectrum * spectrum.conj())[:n] / variance
+    spectrum = np.fft.rfft(x, 2 * n, axis=1)
+    rho = np.fft.irfft(spectrum * spectrum.conj(), axis=1)[:, :n].sum(0) / variance
     tau = 1 + 2 * np.cumsum(rho[1:])
     window = np.nonzero(np.arange(1, n) >= window_factor * tau)[0]
     return float(tau[window[0]] if len(window) else tau[-1])
@@ -97,6 +124,17 @@ class CorrelationEstimate:
     resamples: np.ndarray  # (n_resamples, R)
     block_length: int
     autocorrelation_time: float
+    samples: int
+
+    @property
+    def effective_samples(self) -> float:
+        """n / τ_int: how many independent samples the estimate is worth."""
+        return self.samples / max(self.autocorrelation_time, 1.0)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether there are enough effective samples for the errors to mean what they say."""
+        return self.effective_samples >= MIN_EFFECTIVE_SAMPLES
 
 
 def estimate_correlation(
@@ -107,21 +145,25 @@ def estimate_correlation(
     n_resamples: int = 200,
     block_length: int | None = 1,
     rng: np.random.Generator,
+    correlator: Callable[..., torch.Tensor] = two_point_function,
 ) -> CorrelationEstimate:
     """C(r) with moving-block bootstrap errors; samples in chain order for a Markov chain.
 
-    `block_length=None` sets it to ⌈2 τ_int⌉ of the per-sample C(1) series (for Markov chains),
-    at most n/10 so that ten blocks remain; 1 is right for independent samples. `connected` subtracts the mean field's own two-point
+    `block_length=None` sets it to ⌈2 τ_int⌉ of the per-sample C(1) series (for Markov chains and
+    ensembles whose independence is not known), at most n/2; 1 is right for independent samples.
+    Blocks shorter than 2 τ_int would make the errors too small, so none are capped shorter: a
+    chain too short for them is not `reliable` instead. `connected` subtracts the mean field's own two-point
     function, with the mean recomputed in every resample: the site-averaged mean per channel on a
     periodic lattice (translation invariance), the mean per pixel and channel otherwise (images).
+    `correlator` is the per-sample function: C(r) by default, or `zero_momentum_function`.
     """
     n = len(fields)
     if n < 2:
         raise ValueError(f"a correlation estimate needs at least 2 samples, got {n}")
-    per_sample = two_point_function(fields, periodic=periodic).numpy()
+    per_sample = correlator(fields, periodic=periodic).numpy()
     tau = integrated_autocorrelation_time(per_sample[:, 1])
     if block_length is None:
-        block_length = max(1, min(math.ceil(2 * tau), n // 10))
+        block_length = max(1, min(math.ceil(2 * tau), n // 2))
     weights = np.vstack(
         [
             np.full((1, n), 1 / n),
@@ -134,7 +176,7 @@ def estimate_correlation(
         mean = (torch.from_numpy(weights) @ flat).reshape(len(weights), *fields.shape[1:])
         if periodic:
             mean = mean.mean((2, 3), keepdim=True).expand(-1, -1, *fields.shape[2:])
-        estimates = estimates - two_point_function(mean, periodic=periodic).numpy()
+        estimates = estimates - correlator(mean, periodic=periodic).numpy()
     return CorrelationEstimate(
         distance=np.arange(per_sample.shape[1]),
         value=estimates[0],
@@ -142,6 +184,7 @@ def estimate_correlation(
         resamples=estimates[1:],
         block_length=int(block_length),
         autocorrelation_time=tau,
+        samples=n,
     )
 
 
@@ -186,15 +229,38 @@ class FormFit:
         return function(r, *self.parameters, period)
 
 
+def fit_covariance(resamples: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The covariance of C(r) between the fitted distances, from its bootstrap resamples (R, R).
+    Each variance is floored, so that an exactly known point (C(0) of ±1 spins) stays invertible,
+    and raised by a relative 1e-8, so that distances whose resamples move in lockstep (rank-
+    deficient up to rounding) still give a Cholesky factor; neither changes χ² measurably."""
+    covariance = np.atleast_2d(np.cov(resamples, rowvar=False))
+    floor = (1e-12 * np.abs(value).max() + 1e-300) ** 2
+    variance = np.diag(covariance)
+    return covariance + np.diag(np.maximum(floor - variance, 0.0) + 1e-8 * variance + floor)
+
+
 def fit_form(
-    form: str, r: np.ndarray, value: np.ndarray, error: np.ndarray, period: float | None = None
+    form: str,
+    r: np.ndarray,
+    value: np.ndarray,
+    error: np.ndarray,
+    period: float | None = None,
 ) -> FormFit:
-    """Fit one form by scipy's curve_fit, weighted by the errors; starting values from the first
-    two points' log-slope. Raises RuntimeError when the fit does not converge."""
+    """Fit one form by scipy's curve_fit, weighted by `error`: standard deviations (R,) for
+    independent errors or a covariance (R, R) for correlated ones (generalised least squares);
+    starting values from the first two points' log-slope. Raises RuntimeError when the fit does
+    not converge."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; choose one of {FORMS}")
     r, value = np.asarray(r, dtype=np.float64), np.asarray(value, dtype=np.float64)
-    sigma = np.maximum(np.asarray(error, dtype=np.float64), 1e-12 * np.abs(value).max() + 1e-300)
+    error = np.asarray(error, dtype=np.float64)
+    if error.ndim == 1:
+        sigma = np.maximum(error, 1e-12 * np.abs(value).max() + 1e-300)
+        whiten = np.diag(1 / sigma)
+    else:
+        sigma = error
+        whiten = np.linalg.inv(np.linalg.cholesky(error))  # χ² = |L⁻¹ residual|²
     size = 2 * r.max() if period is None else period
     positive = np.maximum(np.abs(value[:2]), 1e-300)
     if form == "exponential":
@@ -218,8 +284,42 @@ def fit_form(
         bounds=((0.0, bounds[0]), (np.inf, bounds[1])),
         maxfev=10_000,
     )
-    residual = (function(r, *parameters, period) - value) / sigma
+    residual = whiten @ (function(r, *parameters, period) - value)
     return FormFit(form, parameters, float(residual @ residual))
+
+
+def fit_correlation_length(
+    estimate: CorrelationEstimate, *, r_min: int = 1, period: float | None = None
+) -> tuple[float, float]:
+    """ξ of the cosh form fitted to an estimate (with its bootstrap covariance) for r ≥ r_min, and
+    the 68% half-width of ξ refitted on every resample; for the zero-momentum correlator this is
+    the inverse mass gap. NaN where the fit does not converge."""
+    keep = fit_mask(estimate.distance, r_min)
+    if keep.sum() < MIN_FIT_POINTS or len(estimate.resamples) <= 2 * keep.sum():
+        return math.nan, math.nan
+    r, covariance = (
+        estimate.distance[keep],
+        fit_covariance(estimate.resamples[:, keep], estimate.value[keep]),
+    )
+    try:
+        xi = fit_form("exponential", r, estimate.value[keep], covariance, period).parameters[1]
+    except (RuntimeError, ValueError):
+        return math.nan, math.nan
+    refits = []
+    for resample in estimate.resamples:
+        try:
+            refits.append(
+                fit_form("exponential", r, resample[keep], covariance, period).parameters[1]
+            )
+        except (RuntimeError, ValueError):
+            continue
+    return float(xi), _half_width(np.array(refits))
+
+
+def _half_width(values: np.ndarray) -> float:
+    """The 68% half-width of bootstrap refits (NaN without any)."""
+    values = values[~np.isnan(values)]
+    return float(np.subtract(*np.percentile(values, [84, 16])) / 2) if len(values) else np.nan
 
 
 @dataclass(frozen=True)
@@ -297,8 +397,9 @@ def select_decay(
     eta_max: float | None = None,
 ) -> DecaySelection:
     """Fit both forms for r_min ≤ r ≤ r_max (default: every distance) and choose by AIC (and
-    `eta_max`, see the module docstring); refit every bootstrap resample with the same errors to
-    see how stable the choice and the parameters are."""
+    `eta_max`, see the module docstring), weighted by the resamples' covariance; refit every
+    bootstrap resample with the same covariance to see how stable the choice and the parameters
+    are."""
     keep = fit_mask(estimate.distance, r_min)
     if r_max is not None:
         keep &= estimate.distance <= r_max
@@ -308,7 +409,13 @@ def select_decay(
             f"{estimate.distance[-1] if r_max is None else r_max}; the fits need at least "
             f"{MIN_FIT_POINTS}: lower r_min (it must stay ≥ 1) or use a larger lattice"
         )
-    r, error = estimate.distance[keep], estimate.error[keep]
+    if len(estimate.resamples) <= 2 * keep.sum():
+        raise ValueError(
+            f"{len(estimate.resamples)} bootstrap resamples cannot estimate the covariance of "
+            f"C(r) at {int(keep.sum())} distances: use at least {2 * keep.sum() + 1} resamples"
+        )
+    r = estimate.distance[keep]
+    error = fit_covariance(estimate.resamples[:, keep], estimate.value[keep])
     try:
         fits = tuple(fit_form(form, r, estimate.value[keep], error, period) for form in FORMS)
     except RuntimeError:
@@ -334,16 +441,12 @@ def select_decay(
     ]
     phase_fraction = np.bincount(phases, minlength=2) / max(1, both.sum())
 
-    def half_width(values: np.ndarray) -> float:
-        values = values[~np.isnan(values)]
-        return float(np.subtract(*np.percentile(values, [84, 16])) / 2) if len(values) else np.nan
-
     return DecaySelection(
         fits=fits,
         akaike_weights=akaike / akaike.sum(),
         win_fraction=win_fraction,
-        xi_error=half_width(refits[:, 0, 1]),
-        eta_error=half_width(refits[:, 1, 1]),
+        xi_error=_half_width(refits[:, 0, 1]),
+        eta_error=_half_width(refits[:, 1, 1]),
         fit_distance=r,
         phase_fraction=phase_fraction,
         eta_max=eta_max,
