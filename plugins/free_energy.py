@@ -24,7 +24,12 @@ from scipy.special import logsumexp
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.model import RGFlowModel
-from rginspect.physics import IsingAction, ising_log_z, ising_relaxation_log_z_offset
+from rginspect.physics import (
+    IsingAction,
+    effective_sample_fraction,
+    ising_log_z,
+    ising_relaxation_log_z_offset,
+)
 
 from .correlation import action_attrs, run_flow_samples
 
@@ -63,7 +68,7 @@ class FreeEnergy(Analysis):
                 "the flow produces overflowing fields; check the checkpoint"
             )
         n, n_sites = len(log_w), model.data_shape[1] * model.data_shape[2]
-        ess = math.exp(2 * logsumexp(log_w) - logsumexp(2 * log_w))
+        ess = effective_sample_fraction(log_w) * n
         log_z = float(logsumexp(log_w) - math.log(n))
         exact = math.nan
         if isinstance(model.action, IsingAction):
@@ -128,6 +133,8 @@ class FreeEnergy(Analysis):
         reference = exact if not math.isnan(exact) else log_z
         kind = "exact" if not math.isnan(exact) else "estimated"
         text = (
+            f"On {dataset.sizes['sample']} independent samples of the flow, weighted by "
+            "w = e^{−S}/q. "
             f"ESS/N = {ess:.3g} ({ess * dataset.sizes['sample']:.0f} effective samples of "
             f"{dataset.sizes['sample']}). KL(q ‖ p) = F_q + ln Z = {f_q + reference:.3g} nats "
             f"(with the {kind} ln Z; {(f_q + reference) / n_sites:.3g} per site)."

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,14 +189,27 @@ class RunContext:
         the run's data, else HMC samples of the model's action, else (with a note) model samples."""
         model = self.model
         if self.data is None and model.action is not None:
-            n = self._take(n, self.inputs_limit)
-            result = self._hmc_ensemble(n, offset)
-            x = result.samples[:n].to(model.prior.scale)
+            result = self.action_ensemble(n, offset=offset)
+            x = result.samples.to(model.prior.scale)
             return x, f"HMC samples of the action (acceptance {result.acceptance_rate:.0%})"
         x, _, source = self.model_inputs(n, offset=offset)
         if self.data is None:
             source += " (latents of a model's own samples are independent by construction)"
         return x, source
+
+    def action_ensemble(self, n: int, *, offset: int = 0) -> HMCResult:
+        """The first n fields of the run's shared HMC draw of the model's action, with the chain
+        structure its errors need (whole steps of every chain; see HMCResult.by_chain)."""
+        n = self._take(n, self.inputs_limit)
+        drawn = self._hmc_ensemble(n, offset)
+        return replace(drawn, samples=drawn.samples[:n], energies=drawn.energies[:n])
+
+    def target_chains(self, n: int, *, offset: int = 0) -> HMCResult | None:
+        """The HMC chains target_inputs(n) come from, for errors and effective sample sizes that
+        respect their autocorrelation; None for data and model samples (taken as independent)."""
+        if self.data is None and self.model.action is not None:
+            return self.action_ensemble(n, offset=offset)
+        return None
 
     def target_latents(self, n: int, *, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
         """target_inputs(n) and their latents, encoded once per run and shared: the analyses of

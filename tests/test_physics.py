@@ -422,3 +422,30 @@ def test_hmc_autocorrelation_time_of_a_slow_chain_is_long():
     result = HMCResult(torch.zeros(steps * n_chains), 1.0, torch.zeros(1), n_chains, 0.1)
     assert result.autocorrelation_time(noise) == pytest.approx(1, abs=0.3)
     assert result.autocorrelation_time(stuck + 0.01 * noise) > steps / 2
+
+
+def test_whole_chain_bootstrap_sees_chains_stuck_at_different_values():
+    """Fields whose magnetisation sits at one value per chain: the global modes' τ_int is near the
+    chains' length, and the whole-chain bootstrap error of the mean magnetisation equals the
+    exact one, σ_chains/√n_chains, which resampling single samples underestimates √steps times."""
+    from rginspect.physics.samplers import HMCResult
+
+    rng = np.random.default_rng(1)
+    n_chains, steps = 32, 100
+    level = rng.normal(size=(1, n_chains, 2, 1, 1))  # one value per chain and component
+    fields = level + 0.05 * rng.normal(size=(steps, n_chains, 2, 4, 4))  # step-major
+    samples = torch.from_numpy(fields.reshape(-1, 2, 4, 4))
+    result = HMCResult(samples, 1.0, torch.zeros(len(samples)), n_chains, 0.1)
+    tau_m2, tau_components = result.global_autocorrelation_times()
+    assert tau_m2 > steps / 2 and tau_components > steps / 2
+    m = samples.mean((2, 3))[:, 0].numpy()
+    whole = [m[result.chain_bootstrap(rng)].mean() for _ in range(2000)]
+    single = [m[rng.integers(0, len(m), len(m))].mean() for _ in range(2000)]
+    exact = level[0, :, 0, 0, 0].std(ddof=1) / math.sqrt(n_chains)
+    assert np.std(whole) == pytest.approx(exact, rel=0.1)
+    assert np.std(single) < 0.3 * exact
+    indices = result.chain_bootstrap(rng)
+    assert len(indices) == len(samples)
+    per_chain = np.bincount(indices % n_chains, minlength=n_chains)
+    assert np.all(per_chain % steps == 0)  # a chain drawn k times brings all its steps k times
+    np.testing.assert_array_equal(np.bincount(indices // n_chains, minlength=steps), n_chains)

@@ -9,7 +9,13 @@ from rginspect.physics.actions import (
     build_action,
 )
 from rginspect.physics.exact import ising_log_z, ising_relaxation_log_z_offset
-from rginspect.physics.samplers import HMCResult, MetropolisResult, hmc, independence_metropolis
+from rginspect.physics.samplers import (
+    HMCResult,
+    MetropolisResult,
+    effective_sample_fraction,
+    hmc,
+    independence_metropolis,
+)
 
 __all__ = [
     "ACTIONS",
@@ -20,6 +26,7 @@ __all__ = [
     "Phi4Action",
     "XYAction",
     "build_action",
+    "effective_sample_fraction",
     "hmc",
     "independence_metropolis",
     "ising_log_z",

@@ -144,6 +144,7 @@ def estimate_correlation(
     periodic: bool = True,
     n_resamples: int = 200,
     block_length: int | None = 1,
+    autocorrelation_time: float | None = None,
     rng: np.random.Generator,
     correlator: Callable[..., torch.Tensor] = two_point_function,
 ) -> CorrelationEstimate:
@@ -156,12 +157,18 @@ def estimate_correlation(
     function, with the mean recomputed in every resample: the site-averaged mean per channel on a
     periodic lattice (translation invariance), the mean per pixel and channel otherwise (images).
     `correlator` is the per-sample function: C(r) by default, or `zero_momentum_function`.
+    `autocorrelation_time` is τ_int as the sampler measured it (across HMC chains, for the
+    slowest observable); by default it is that of the per-sample C(1) series in the given order.
     """
     n = len(fields)
     if n < 2:
         raise ValueError(f"a correlation estimate needs at least 2 samples, got {n}")
     per_sample = correlator(fields, periodic=periodic).numpy()
-    tau = integrated_autocorrelation_time(per_sample[:, 1])
+    tau = (
+        integrated_autocorrelation_time(per_sample[:, 1])
+        if autocorrelation_time is None
+        else autocorrelation_time
+    )
     if block_length is None:
         block_length = max(1, min(math.ceil(2 * tau), n // 2))
     weights = np.vstack(
@@ -288,6 +295,57 @@ def fit_form(
     return FormFit(form, parameters, float(residual @ residual))
 
 
+SHAPE_GRID = 2000  # shapes tried per refit before parabolic refinement
+
+
+def refit_resamples(
+    form: str,
+    r: np.ndarray,
+    resamples: np.ndarray,
+    covariance: np.ndarray,
+    period: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """χ² and shape (ξ or η) of one form refitted to every bootstrap resample (B, R) at once,
+    within fit_form's bounds and weights: for a fixed shape the best amplitude A ≥ 0 is linear
+    least squares, so χ² is profiled over a grid of shapes (log-spaced for ξ) and the minimum
+    refined by a parabola through its neighbours. Milliseconds for 200 resamples, where a
+    scipy fit of each took seconds."""
+    r = np.asarray(r, dtype=np.float64)
+    whiten = np.linalg.inv(np.linalg.cholesky(covariance))
+    data = np.asarray(resamples, dtype=np.float64) @ whiten.T  # (B, R), whitened
+    size = 2 * r.max() if period is None else period
+    if form == "exponential":
+        function, grid = (
+            exponential_form,
+            np.linspace(math.log(0.02), math.log(1e3 * size), SHAPE_GRID),
+        )
+        shape_of = np.exp  # the grid is in ln ξ
+    else:
+        function, grid = power_form, np.linspace(0.0, 20.0, SHAPE_GRID)
+        shape_of = np.asarray
+
+    def curves(coordinates: np.ndarray) -> np.ndarray:  # (N, R) whitened unit-amplitude forms
+        shapes = shape_of(coordinates)
+        return np.stack([function(r, 1.0, shape, period) for shape in shapes]) @ whiten.T
+
+    total = (data * data).sum(1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        on_grid = curves(grid)
+        overlap = np.maximum(data @ on_grid.T, 0)  # (B, S); A = overlap / norm ≥ 0
+        chi2 = total[:, None] - overlap**2 / (on_grid * on_grid).sum(1)
+        best = np.clip(np.nanargmin(chi2, axis=1), 1, SHAPE_GRID - 2)
+        rows = np.arange(len(data))
+        left, middle, right = chi2[rows, best - 1], chi2[rows, best], chi2[rows, best + 1]
+        curvature = left - 2 * middle + right
+        step = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
+        refined = grid[best] + np.clip(step, -1, 1) * (grid[1] - grid[0])
+        at_refined = curves(refined)
+        refined_overlap = np.maximum(np.einsum("br,br->b", data, at_refined), 0)
+        refined_chi2 = total - refined_overlap**2 / np.einsum("br,br->b", at_refined, at_refined)
+    better = refined_chi2 <= middle
+    return np.where(better, refined_chi2, middle), shape_of(np.where(better, refined, grid[best]))
+
+
 def fit_correlation_length(
     estimate: CorrelationEstimate, *, r_min: int = 1, period: float | None = None
 ) -> tuple[float, float]:
@@ -305,15 +363,8 @@ def fit_correlation_length(
         xi = fit_form("exponential", r, estimate.value[keep], covariance, period).parameters[1]
     except (RuntimeError, ValueError):
         return math.nan, math.nan
-    refits = []
-    for resample in estimate.resamples:
-        try:
-            refits.append(
-                fit_form("exponential", r, resample[keep], covariance, period).parameters[1]
-            )
-        except (RuntimeError, ValueError):
-            continue
-    return float(xi), _half_width(np.array(refits))
+    _, refits = refit_resamples("exponential", r, estimate.resamples[:, keep], covariance, period)
+    return float(xi), _half_width(refits)
 
 
 def _half_width(values: np.ndarray) -> float:
@@ -424,15 +475,11 @@ def select_decay(
         ) from None
     aic = np.array([fit.aic for fit in fits])
     akaike = np.exp(-(aic - aic.min()) / 2)
-    refits = np.full((len(estimate.resamples), 2, 3), np.nan)  # (resample, form, [aic, shape, ok])
-    for b, resample in enumerate(estimate.resamples):
-        for f, form in enumerate(FORMS):
-            try:
-                fit = fit_form(form, r, resample[keep], error, period)
-            except (RuntimeError, ValueError):
-                continue
-            refits[b, f] = fit.aic, fit.parameters[1], 1.0
-    both = ~np.isnan(refits[:, :, 2]).any(1)
+    refits = np.full((len(estimate.resamples), 2, 2), np.nan)  # (resample, form, [aic, shape])
+    for f, form in enumerate(FORMS):
+        chi2, shape = refit_resamples(form, r, estimate.resamples[:, keep], error, period)
+        refits[:, f] = np.column_stack([chi2 + 2 * 2, shape])  # AIC = χ² + 2k, k = 2
+    both = np.isfinite(refits[:, :, 0]).all(1)
     winners = np.argmin(refits[both, :, 0], axis=1)
     win_fraction = np.bincount(winners, minlength=2) / max(1, both.sum())
     phases = [

@@ -51,6 +51,24 @@ class HMCResult:
     def effective_samples(self, values: torch.Tensor | np.ndarray) -> float:
         return len(values) / max(self.autocorrelation_time(values), 1.0)
 
+    def global_autocorrelation_times(self) -> tuple[float, float]:
+        """τ_int of |M|² and of the slowest component of M = Σ_x φ_x / L² (for an O(2) field,
+        the global phase): the slowest modes of a chain of fields, which bound how many
+        independent samples any global observable has."""
+        magnetization = self.samples.double().mean((2, 3))
+        return (
+            self.autocorrelation_time(magnetization.pow(2).sum(1)),
+            max(self.autocorrelation_time(component) for component in magnetization.T),
+        )
+
+    def chain_bootstrap(self, rng: np.random.Generator) -> np.ndarray:
+        """Indices of `samples` for one bootstrap resample of whole chains: n_chains chains drawn
+        with replacement, each with all its complete steps, so that correlation along a chain
+        stays inside a resample and the errors are not too small."""
+        steps = len(self.samples) // self.n_chains
+        chains = rng.integers(0, self.n_chains, self.n_chains)
+        return (np.arange(steps)[None, :] * self.n_chains + chains[:, None]).ravel()
+
 
 @dataclass(frozen=True)
 class MetropolisResult:
@@ -60,6 +78,15 @@ class MetropolisResult:
     samples: torch.Tensor
     acceptance_rate: float
     accepted_indices: torch.Tensor
+
+
+def effective_sample_fraction(log_weights: torch.Tensor | np.ndarray) -> float:
+    """Kish's ESS/N = (Σw)²/(N Σw²) of importance weights given as ln w: the share of N samples
+    that carries an importance-sampled average (1 for a perfect proposal)."""
+    from scipy.special import logsumexp
+
+    log_w = np.asarray(log_weights, dtype=np.float64)
+    return float(np.exp(2 * logsumexp(log_w) - logsumexp(2 * log_w)) / len(log_w))
 
 
 def _positive_int(name: str, value: int, *, allow_zero: bool = False) -> int:
