@@ -1,9 +1,13 @@
-"""correlation: the two-point function C(r) of a field model, and the phase its decay points to.
+"""correlation: the two-point function C(r) of a field model, the phase its decay points to, and
+whether the flow's physics is its action's.
 
-C(r) = Σ_c ⟨φ_c(x) φ_c(x + r)⟩ = ⟨Re φ_x* φ_{x+r}⟩ for a complex field, from samples of the flow.
-A flow is only an approximation of exp(−S)/Z, so by default its samples are corrected by an
-independence-Metropolis chain with the model's action: the chain's samples follow exp(−S)/Z exactly
-wherever the flow puts mass, and the acceptance rate says how close the flow is.
+C(r) = Σ_c ⟨φ_c(x) φ_c(x + r)⟩ = ⟨Re φ_x* φ_{x+r}⟩ for a complex field, measured on several
+ensembles along an `ensemble` dimension: the reference first (the data given with --data, else the
+action's own HMC ensemble, errors from blocks longer than τ_int across its chains), then the flow's
+samples as drawn and corrected by an independence-Metropolis chain with the action (exact
+exp(−S)/Z wherever the flow puts mass; the acceptance says how close the flow is). The phase the
+report states is the reference's; the fidelity numbers (ξ ratio, η difference, χ² between the
+curves) say how far the flow's is from it.
 
 Full, not connected, C(r) by default: the O(2) theory has ⟨φ⟩ = 0 on any finite lattice, and in the
 quasi-long-range-ordered phase the long-distance part of C(r) is |m|² ~ L^{−η}. A finite-L flow
@@ -23,6 +27,7 @@ that no fit form describes C(r).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -34,20 +39,23 @@ from matplotlib.ticker import FuncFormatter
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.model import RGFlowModel
-from rginspect.physics import independence_metropolis
+from rginspect.physics import effective_sample_fraction, independence_metropolis
 from rginspect.physics.correlation import (
     ACCEPTABLE_P,
     FORMS,
     MIN_EFFECTIVE_SAMPLES,
     MIN_FIT_POINTS,
+    CorrelationEstimate,
     chord_length,
     decaying_range,
     estimate_correlation,
     exponential_form,
     fit_correlation_length,
+    fit_covariance,
     fit_mask,
     power_form,
     select_decay,
+    two_point_function,
     zero_momentum_function,
 )
 
@@ -62,15 +70,45 @@ NO_FIT = "no fit form describes C(r)"
 BKT_ETA = 0.25
 
 
+ENSEMBLE_NAMES = {  # how the report names each ensemble
+    "action": "the action's own ensemble (HMC)",
+    "data": "the data",
+    "flow": "the flow's samples",
+    "flow + Metropolis": "the flow's samples corrected by independence Metropolis",
+}
+REFERENCES = ("action", "data")  # an ensemble of the target distribution, measured first
+COLORS = {"action": "black", "data": "black", "flow": "tab:orange", "flow + Metropolis": "tab:blue"}
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Fields one C(r) is measured on, in the order its errors need (chain after chain for a
+    Markov chain), and the numbers that say how good they are."""
+
+    name: str
+    fields: torch.Tensor
+    sampler: str
+    block_length: int | None  # 1 for independent samples; None: ⌈2 τ_int⌉
+    autocorrelation_time: float | None = None  # τ_int as the sampler measured it
+    acceptance: float = math.nan
+    ess_fraction: float = math.nan
+    chain_taus: tuple[float, float] = (math.nan, math.nan)  # HMC: τ_int of |M|², of M's components
+
+
 class Correlation(Analysis):
     name = "correlation"
-    description = "Two-point function C(r) with bootstrap errors; exponential vs power-law fits"
-    version = "3"
+    description = "C(r), ξ, η and the phase of the flow's samples beside the action's or the data's"
+    version = "4"
     parameters = {
-        "samples": Parameter(int, 4096, "flow samples to draw (without --data)"),
-        "inputs": Parameter(int, 4096, "data fields or images to average over (with --data)"),
+        "samples": Parameter(int, 4096, "flow samples to draw"),
+        "inputs": Parameter(
+            int, 4096, "reference fields: data (with --data) or HMC samples of the action"
+        ),
+        "reference": Parameter(
+            bool, True, "measure the action's own HMC ensemble beside the flow's (without --data)"
+        ),
         "metropolis": Parameter(
-            bool, True, "correct flow samples by independence Metropolis with the model's action"
+            bool, True, "also correct the flow samples by independence Metropolis with the action"
         ),
         "connected": Parameter(bool, False, "subtract ⟨φ⟩² (fields; images are always connected)"),
         "symmetrize": Parameter(
@@ -87,60 +125,204 @@ class Correlation(Analysis):
         model, p = context.model, context.parameters
         if p["r_min"] < 1 or min(p["samples"], p["inputs"], p["resamples"]) < 2:
             raise ValueError("correlation needs r_min ≥ 1 and samples, inputs and resamples ≥ 2")
-        is_field = model.domain == "field"
-        acceptance, sampler, symmetrized = math.nan, "data", False
-        if context.data is not None:
-            x, _, source = context.model_inputs(p["inputs"])
-        else:
-            symmetrized = p["symmetrize"] and model.action is not None
-            x, log_q, action = run_flow_samples(
-                context, p["samples"], batch_size=p["batch_size"], symmetrize=symmetrized
-            )
-            source, sampler = "model samples", "flow samples"
-            if p["metropolis"] and action is not None:
-                result = independence_metropolis(x, log_q, -action, generator=context.generator(1))
-                x, acceptance = result.samples, result.acceptance_rate
-                sampler = "independence Metropolis on flow samples"
-        if not is_field:
-            x = model.postprocess(x.to(model.prior.scale))
-        L = model.data_shape[1]
-        period = L if is_field else None
-        estimate = estimate_correlation(
-            x.double().cpu(),
-            connected=p["connected"] or not is_field,
-            periodic=is_field,
-            n_resamples=p["resamples"],
-            block_length=1 if sampler == "flow samples" else None,  # only these are i.i.d.
-            rng=np.random.default_rng(context.seed),
+        ensembles = draw_ensembles(context)
+        measured = [
+            measure(ensemble, model, p, seed=context.seed + 2 * i)
+            for i, ensemble in enumerate(ensembles)
+        ]
+        names = [ensemble.name for ensemble in ensembles]
+        reference = names[0] if names[0] in REFERENCES and model.domain == "field" else ""
+        fidelity = [
+            compare(measured[0], one, p["r_min"]) if reference and i else {}
+            for i, one in enumerate(measured)
+        ]
+        dataset = xr.concat([one for one, _ in measured], dim="ensemble", join="exact")
+        for key, long_name in FIDELITY.items():
+            values = [numbers.get(key, math.nan) for numbers in fidelity]
+            dataset[key] = ("ensemble", values, {"long_name": long_name})
+        phase = dataset.label.values[0].item() if model.domain == "field" else ""
+        dataset["phase"] = ((), phase, {"long_name": f"phase read from C(r) of {names[0]}"})
+        dataset["hmc_tau_magnetization_squared"] = (
+            (),
+            ensembles[0].chain_taus[0],
+            {"long_name": "τ_int of |M|² along the HMC chains (NaN without HMC)"},
         )
-        distance = estimate.distance
-        xi_gap, xi_gap_error = math.nan, math.nan
-        if is_field:  # ξ from the zero-momentum correlator, exactly a sum of cosh terms
-            zero_momentum = estimate_correlation(
-                x.double().cpu(),
-                connected=p["connected"],
-                n_resamples=p["resamples"],
-                block_length=estimate.block_length,
-                rng=np.random.default_rng(context.seed + 1),
-                correlator=zero_momentum_function,
-            )
-            xi_gap, xi_gap_error = fit_correlation_length(
-                zero_momentum, r_min=p["r_min"], period=period
-            )
-        nan2 = np.full(2, np.nan)
-        amplitude, chi2, aic, weights, wins, p_values = (nan2,) * 6
-        accepted = np.zeros(2, dtype=bool)
-        xi, eta, xi_error, eta_error = (math.nan,) * 4
-        label, confidence = ("undetermined" if is_field else NO_FIT), math.nan
-        curves = np.full((2, len(distance)), np.nan)
-        window = (
-            fit_mask(distance, p["r_min"])
+        dataset["hmc_tau_global_phase"] = (
+            (),
+            ensembles[0].chain_taus[1],
+            {"long_name": "τ_int of M's components (the global phase) along the HMC chains"},
+        )
+        samplers = [ensemble.sampler for ensemble in ensembles]
+        return dataset.assign_coords(ensemble=names, sampler=("ensemble", samplers)).assign_attrs(
+            reference=reference,
+            domain=model.domain,
+            lattice_size=model.data_shape[1],
+            periodic=int(model.domain == "field"),
+            connected=int(p["connected"] or model.domain != "field"),
+            symmetrized=int(p["symmetrize"] and model.action is not None),
+            r_min=p["r_min"],
+            chi2_weighting="bootstrap covariance of C(r) between distances",
+            **action_attrs(model),
+        )
+
+    def render(self, dataset: xr.Dataset) -> Section:
+        is_field = dataset.attrs["domain"] == "field"
+        first = dataset.isel(ensemble=0)
+        fit_range = first.distance.values[np.isfinite(first.fit.values).any(0)]
+        fitted = bool(np.isfinite(dataset.chi2.values).any())
+        tables = []
+        if is_field:
+            tables.append(ensemble_table(dataset, fit_range))
+        elif fitted:
+            tables.append(form_table(first, fit_range))
+        text = field_text(dataset, fit_range) if is_field else image_verdict(first)
+        a = dataset.attrs
+        couplings = ", ".join(f"{k} = {a[k]}" for k in ("kappa", "lamb", "T", "beta") if k in a)
+        if couplings:
+            text += f"\n\nAction {a['action']}: {couplings}."
+        how_to_read = (
+            "C(r) of every ensemble with its fits: the exponential (cosh) and power-law (chord) "
+            "forms; the lower AIC names the phase: exponential = disordered, power law = "
+            "quasi-long-range order. The first ensemble is the reference the flow is held to."
             if is_field
-            else decaying_range(estimate.value, estimate.error, p["r_min"])
+            else "Connected pixel-intensity correlation C(r); images have no phase. A decay form is "
+            "fitted only where C(r) is positive and falling, and named only if its χ² accepts it."
         )
-        if window.sum() >= MIN_FIT_POINTS:
-            # BKT: a 2D O(2) field orders quasi-long-range only with η ≤ 1/4
-            eta_max = BKT_ETA if is_field and model.data_shape[0] == 2 else None
+        samples = ", ".join(
+            f"{int(one.n_samples)} {name} ({one.sampler.item()})"
+            for name, one in ((str(n), dataset.sel(ensemble=n)) for n in dataset.ensemble.values)
+        )
+        return Section(
+            title="Two-point correlation",
+            how_to_read=how_to_read,
+            figures=[Figure(correlation_figure(dataset), f"C(r) from {samples}.")],
+            tables=tables,
+            text=text,
+        )
+
+
+FIDELITY = {  # per ensemble against the reference (NaN for the reference itself)
+    "xi_ratio": "ξ / ξ of the reference (zero-momentum ξ)",
+    "xi_ratio_error": "propagated bootstrap 68% half-width",
+    "eta_difference": "η − η of the reference",
+    "eta_difference_error": "propagated bootstrap 68% half-width",
+    "curve_chi2_per_dof": "χ² per distance r ≥ r_min between this C(r) and the reference's",
+}
+
+
+def draw_ensembles(context: RunContext) -> list[Ensemble]:
+    """The reference first (the data, else the action's HMC ensemble), then the flow's samples,
+    raw and (with an action) Metropolis-corrected. Images: the data, else the flow's samples."""
+    model, p = context.model, context.parameters
+    ensembles = []
+    if context.data is not None:
+        x, _, source = context.model_inputs(p["inputs"])
+        ensembles.append(Ensemble("data", x, source, block_length=None))  # order unknown: blocks
+        if model.domain == "image":
+            return ensembles
+    elif model.action is not None and p["reference"]:
+        ensembles.append(hmc_ensemble(context, p["inputs"]))
+    symmetrized = p["symmetrize"] and model.action is not None
+    x, log_q, action = run_flow_samples(
+        context, p["samples"], batch_size=p["batch_size"], symmetrize=symmetrized
+    )
+    ess = math.nan if action is None else effective_sample_fraction(-action - log_q)
+    mirrored = ", mirrored mixture ½[q(x) + q(−x)]" if symmetrized else ""
+    ensembles.append(Ensemble("flow", x, f"flow samples{mirrored}", 1, ess_fraction=ess))
+    if p["metropolis"] and action is not None:
+        chain = independence_metropolis(x, log_q, -action, generator=context.generator(1))
+        ensembles.append(
+            Ensemble(
+                "flow + Metropolis",
+                chain.samples,
+                f"independence Metropolis on the flow samples{mirrored}",
+                None,
+                acceptance=chain.acceptance_rate,
+                ess_fraction=ess,
+            )
+        )
+    return ensembles
+
+
+def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
+    """The action's own fields from the run's shared HMC draw, chain after chain, with τ_int of
+    the slowest of C(1) and |M|² across the chains (C(r) is built from them; the global phase
+    does not enter C(r), its τ_int is recorded for the other analyses)."""
+    result = context.action_ensemble(n)
+    x = result.samples.double().cpu()
+    steps = len(x) // result.n_chains
+    if steps < 4:
+        raise ValueError(
+            f"the action's reference ensemble needs at least {4 * result.n_chains} HMC samples "
+            f"(4 steps of each of {result.n_chains} chains), got {len(x)}: raise "
+            "correlation.inputs or --samples, or set -p correlation.reference=false"
+        )
+    tau_c1 = result.autocorrelation_time(two_point_function(x)[:, 1])
+    tau_m2, tau_phase = result.global_autocorrelation_times()
+    chains = torch.from_numpy(result.by_chain(x).reshape(-1, *x.shape[1:]))
+    return Ensemble(
+        "action",
+        chains,
+        f"HMC of the action, {result.n_chains} chains × {steps} steps, step "
+        f"{result.step_size:.3g}, acceptance {result.acceptance_rate:.0%}",
+        None,
+        autocorrelation_time=max(tau_c1, tau_m2),
+        acceptance=result.acceptance_rate,
+        chain_taus=(tau_m2, tau_phase),
+    )
+
+
+def measure(
+    ensemble: Ensemble, model: RGFlowModel, p: dict[str, Any], *, seed: int
+) -> tuple[xr.Dataset, CorrelationEstimate]:
+    """C(r), its fits and label, and ξ of the zero-momentum correlator, on one ensemble."""
+    is_field = model.domain == "field"
+    x = ensemble.fields
+    if not is_field:
+        x = model.postprocess(x.to(model.prior.scale))
+    L = model.data_shape[1]
+    period = L if is_field else None
+    connected = p["connected"] or not is_field
+    estimate = estimate_correlation(
+        x.double().cpu(),
+        connected=connected,
+        periodic=is_field,
+        n_resamples=p["resamples"],
+        block_length=ensemble.block_length,
+        autocorrelation_time=ensemble.autocorrelation_time,
+        rng=np.random.default_rng(seed),
+    )
+    distance = estimate.distance
+    xi_gap, xi_gap_error = math.nan, math.nan
+    if is_field:  # ξ from the zero-momentum correlator, exactly a sum of cosh terms
+        zero_momentum = estimate_correlation(
+            x.double().cpu(),
+            connected=p["connected"],
+            n_resamples=p["resamples"],
+            block_length=estimate.block_length,
+            autocorrelation_time=estimate.autocorrelation_time,
+            rng=np.random.default_rng(seed + 1),
+            correlator=zero_momentum_function,
+        )
+        xi_gap, xi_gap_error = fit_correlation_length(
+            zero_momentum, r_min=p["r_min"], period=period
+        )
+    nan2 = np.full(2, np.nan)
+    amplitude, chi2, aic, weights, wins, p_values = (nan2,) * 6
+    accepted = np.zeros(2, dtype=bool)
+    xi, eta, xi_error, eta_error = (math.nan,) * 4
+    label, confidence = ("undetermined" if is_field else NO_FIT), math.nan
+    curves = np.full((2, len(distance)), np.nan)
+    window = (
+        fit_mask(distance, p["r_min"])
+        if is_field
+        else decaying_range(estimate.value, estimate.error, p["r_min"])
+    )
+    # BKT: a 2D O(2) field orders quasi-long-range only with η ≤ 1/4
+    eta_max = BKT_ETA if is_field and model.data_shape[0] == 2 else None
+    selection = None
+    if window.sum() >= MIN_FIT_POINTS:
+        try:
             selection = select_decay(
                 estimate,
                 r_min=p["r_min"],
@@ -148,333 +330,447 @@ class Correlation(Analysis):
                 period=period,
                 eta_max=eta_max,
             )
-            amplitude = np.array([fit.parameters[0] for fit in selection.fits])
-            xi, eta = (float(fit.parameters[1]) for fit in selection.fits)
-            xi_error, eta_error = selection.xi_error, selection.eta_error
-            chi2 = np.array([fit.chi2 for fit in selection.fits])
-            aic = np.array([fit.aic for fit in selection.fits])
-            weights, wins = selection.akaike_weights, selection.win_fraction
-            p_values, accepted = selection.p_values, selection.accepted
-            if is_field:
-                kind = "o2" if eta_max is not None else "field"
-                label, confidence = LABELS[kind][selection.phase], selection.confidence
-                if not estimate.reliable:  # resamples of too few effective samples say nothing
-                    confidence = math.nan
-            elif accepted.any():  # images have no phase: name a decay only where a fit holds
-                best = FORMS[int(np.argmin(np.where(accepted, aic, np.inf)))]
-                label = IMAGE_LABELS[best]
-                confidence = selection.confidence if accepted.all() else math.nan
+        except ValueError:  # a fit did not converge (C(r) of noise about 0, say): no label
             if not is_field:
-                xi, xi_error = (xi, xi_error) if accepted[0] else (math.nan, math.nan)
-                eta, eta_error = (eta, eta_error) if accepted[1] else (math.nan, math.nan)
-            with np.errstate(divide="ignore"):
-                curves = np.array([fit(distance, period) for fit in selection.fits])
-            curves[:, ~window | ~np.isfinite(curves).all(0)] = np.nan
-        unit = "lattice spacings" if is_field else "pixels"
-        what = "Σ_c ⟨φ_c(x) φ_c(x+r)⟩" if is_field else "Σ_c ⟨I_c(x) I_c(x+r)⟩"
-        if p["connected"] or not is_field:
-            what += " − mean part"
-        return xr.Dataset(
-            {
-                "correlation": ("distance", estimate.value, {"long_name": what}),
-                "correlation_error": ("distance", estimate.error, {"long_name": "bootstrap σ"}),
-                "fit": (("form", "distance"), curves, {"long_name": "fitted C(r)"}),
-                "amplitude": ("form", amplitude, {"long_name": "A (exponential), B (power law)"}),
-                "chi2": ("form", chi2, {"long_name": "χ² of the fit"}),
-                "fit_p_value": (
-                    "form",
-                    p_values,
-                    {"long_name": "P(χ² at least this large | the form is right)"},
-                ),
-                "fit_accepted": (
-                    "form",
-                    accepted,
-                    {"long_name": f"χ² acceptable: p ≥ {ACCEPTABLE_P:g}"},
-                ),
-                "aic": ("form", aic, {"long_name": "Akaike information criterion χ² + 2k"}),
-                "akaike_weight": ("form", weights),
-                "bootstrap_win_fraction": (
-                    "form",
-                    wins,
-                    {"long_name": "fraction of bootstrap resamples where this form has lower AIC"},
-                ),
-                "xi": (
-                    (),
-                    xi,
-                    {"units": unit, "long_name": "ξ of the C(r) cosh fit (an effective length)"},
-                ),
-                "xi_error": (
-                    (),
-                    xi_error,
-                    {"units": unit, "long_name": "bootstrap 68% half-width"},
-                ),
-                "xi_zero_momentum": (
-                    (),
-                    xi_gap,
-                    {"units": unit, "long_name": "ξ of the zero-momentum correlator (inverse gap)"},
-                ),
-                "xi_zero_momentum_error": (
-                    (),
-                    xi_gap_error,
-                    {"units": unit, "long_name": "bootstrap 68% half-width of xi_zero_momentum"},
-                ),
-                "eta": ((), eta, {"long_name": "power-law exponent η"}),
-                "eta_error": ((), eta_error, {"long_name": "bootstrap 68% half-width"}),
-                "label": (
-                    (),
-                    label,
-                    {"long_name": "phase (fields) or decay form (images) read from C(r)"},
-                ),
-                "label_confidence": (
-                    (),
-                    confidence,
-                    {"long_name": "fraction of bootstrap resamples giving the same label"},
-                ),
-                "acceptance_rate": (
-                    (),
-                    acceptance,
-                    {"long_name": "independence-Metropolis acceptance (NaN without a chain)"},
-                ),
-                "autocorrelation_time": (
-                    (),
-                    estimate.autocorrelation_time,
-                    {"long_name": "integrated autocorrelation time of the per-sample C(1)"},
-                ),
-                "effective_samples": (
-                    (),
-                    estimate.effective_samples,
-                    {"long_name": "n / τ_int of the samples C(r) stands on"},
-                ),
-                "reliable": (
-                    (),
-                    estimate.reliable,
-                    {"long_name": f"at least {MIN_EFFECTIVE_SAMPLES} effective samples"},
-                ),
-            },
-            coords={
-                "distance": ("distance", distance, {"units": unit}),
-                "form": list(FORMS),
-            },
-            attrs={
-                "source": source,
-                "sampler": sampler,
-                "domain": model.domain,
-                "lattice_size": L,
-                "periodic": int(is_field),
-                "connected": int(p["connected"] or not is_field),
-                "symmetrized": int(symmetrized),
-                "r_min": p["r_min"],
-                "fit_r_max": int(distance[window][-1]) if window.any() else -1,
-                "n_samples": len(x),
-                "block_length": estimate.block_length,
-                "chi2_weighting": "bootstrap covariance of C(r) between distances",
-                **action_attrs(model),
-            },
-        )
+                raise
+    if selection is not None:
+        amplitude = np.array([fit.parameters[0] for fit in selection.fits])
+        xi, eta = (float(fit.parameters[1]) for fit in selection.fits)
+        xi_error, eta_error = selection.xi_error, selection.eta_error
+        chi2 = np.array([fit.chi2 for fit in selection.fits])
+        aic = np.array([fit.aic for fit in selection.fits])
+        weights, wins = selection.akaike_weights, selection.win_fraction
+        p_values, accepted = selection.p_values, selection.accepted
+        if is_field:
+            kind = "o2" if eta_max is not None else "field"
+            label, confidence = LABELS[kind][selection.phase], selection.confidence
+            if not estimate.reliable:  # resamples of too few effective samples say nothing
+                confidence = math.nan
+        elif accepted.any():  # images have no phase: name a decay only where a fit holds
+            best = FORMS[int(np.argmin(np.where(accepted, aic, np.inf)))]
+            label = IMAGE_LABELS[best]
+            confidence = selection.confidence if accepted.all() else math.nan
+        if not is_field:
+            xi, xi_error = (xi, xi_error) if accepted[0] else (math.nan, math.nan)
+            eta, eta_error = (eta, eta_error) if accepted[1] else (math.nan, math.nan)
+        with np.errstate(divide="ignore"):
+            curves = np.array([fit(distance, period) for fit in selection.fits])
+        curves[:, ~window | ~np.isfinite(curves).all(0)] = np.nan
+    unit = "lattice spacings" if is_field else "pixels"
+    what = "Σ_c ⟨φ_c(x) φ_c(x+r)⟩" if is_field else "Σ_c ⟨I_c(x) I_c(x+r)⟩"
+    if connected:
+        what += " − mean part"
+    dataset = xr.Dataset(
+        {
+            "correlation": ("distance", estimate.value, {"long_name": what}),
+            "correlation_error": ("distance", estimate.error, {"long_name": "bootstrap σ"}),
+            "fit": (("form", "distance"), curves, {"long_name": "fitted C(r)"}),
+            "amplitude": ("form", amplitude, {"long_name": "A (exponential), B (power law)"}),
+            "chi2": ("form", chi2, {"long_name": "χ² of the fit"}),
+            "fit_p_value": (
+                "form",
+                p_values,
+                {"long_name": "P(χ² at least this large | the form is right)"},
+            ),
+            "fit_accepted": (
+                "form",
+                accepted,
+                {"long_name": f"χ² acceptable: p ≥ {ACCEPTABLE_P:g}"},
+            ),
+            "aic": ("form", aic, {"long_name": "Akaike information criterion χ² + 2k"}),
+            "akaike_weight": ("form", weights),
+            "bootstrap_win_fraction": (
+                "form",
+                wins,
+                {"long_name": "fraction of bootstrap resamples where this form has lower AIC"},
+            ),
+            "xi": (
+                (),
+                xi,
+                {"units": unit, "long_name": "ξ of the C(r) cosh fit (an effective length)"},
+            ),
+            "xi_error": ((), xi_error, {"units": unit, "long_name": "bootstrap 68% half-width"}),
+            "xi_zero_momentum": (
+                (),
+                xi_gap,
+                {"units": unit, "long_name": "ξ of the zero-momentum correlator (inverse gap)"},
+            ),
+            "xi_zero_momentum_error": (
+                (),
+                xi_gap_error,
+                {"units": unit, "long_name": "bootstrap 68% half-width of xi_zero_momentum"},
+            ),
+            "eta": ((), eta, {"long_name": "power-law exponent η"}),
+            "eta_error": ((), eta_error, {"long_name": "bootstrap 68% half-width"}),
+            "label": ((), label, {"long_name": "phase (fields) or decay form (images) of C(r)"}),
+            "label_confidence": (
+                (),
+                confidence,
+                {"long_name": "fraction of bootstrap resamples giving the same label"},
+            ),
+            "n_samples": ((), len(x)),
+            "acceptance_rate": (
+                (),
+                ensemble.acceptance,
+                {"long_name": "Metropolis or HMC acceptance (NaN for i.i.d. samples and data)"},
+            ),
+            "ess_fraction": (
+                (),
+                ensemble.ess_fraction,
+                {"long_name": "ESS/N = (Σw)²/(N Σw²) of the flow's weights w = e^{−S}/q"},
+            ),
+            "autocorrelation_time": (
+                (),
+                estimate.autocorrelation_time,
+                {"long_name": "τ_int the bootstrap blocks are sized for"},
+            ),
+            "block_length": ((), estimate.block_length, {"long_name": "bootstrap block length"}),
+            "effective_samples": (
+                (),
+                estimate.effective_samples,
+                {"long_name": "n / τ_int of the samples C(r) stands on"},
+            ),
+            "reliable": (
+                (),
+                estimate.reliable,
+                {"long_name": f"at least {MIN_EFFECTIVE_SAMPLES} effective samples"},
+            ),
+            "fit_r_max": ((), int(distance[window][-1]) if window.any() else -1),
+        },
+        coords={"distance": ("distance", distance, {"units": unit}), "form": list(FORMS)},
+    )
+    return dataset, estimate
 
-    def render(self, dataset: xr.Dataset) -> Section:
-        a = dataset.attrs
-        is_field = a["domain"] == "field"
-        period = a["lattice_size"] if a["periodic"] else None
-        r = dataset.distance.values
-        value, error = dataset.correlation.values, dataset.correlation_error.values
-        fitted = bool(np.isfinite(dataset.chi2.values).any())
-        shown_forms = [
-            form
-            for form, ok in zip(FORMS, dataset.fit_accepted.values, strict=True)
-            if fitted and (is_field or ok)
-        ]
-        figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        shown = r >= 1
-        positive = bool(np.all(value[shown] > 0))
-        chords = chord_length(r, period)
+
+def compare(
+    reference: tuple[xr.Dataset, CorrelationEstimate],
+    other: tuple[xr.Dataset, CorrelationEstimate],
+    r_min: int,
+) -> dict[str, float]:
+    """How far one ensemble's physics is from the reference's: ξ (zero momentum) as a ratio, η as
+    a difference, each with its propagated error, and χ² per distance between the C(r) curves
+    with the sum of both bootstrap covariances (the ensembles are independent)."""
+    (ref, ref_estimate), (one, estimate) = reference, other
+    xi, xi_ref = float(one.xi_zero_momentum), float(ref.xi_zero_momentum)
+    ratio = xi / xi_ref
+    ratio_error = abs(ratio) * math.hypot(
+        float(one.xi_zero_momentum_error) / xi, float(ref.xi_zero_momentum_error) / xi_ref
+    )
+    keep = fit_mask(estimate.distance, r_min)
+    chi2 = math.nan
+    if min(len(estimate.resamples), len(ref_estimate.resamples)) > 2 * keep.sum():
+        covariance = fit_covariance(
+            estimate.resamples[:, keep], estimate.value[keep]
+        ) + fit_covariance(ref_estimate.resamples[:, keep], ref_estimate.value[keep])
+        difference = estimate.value[keep] - ref_estimate.value[keep]
+        chi2 = float(difference @ np.linalg.solve(covariance, difference)) / int(keep.sum())
+    return {
+        "xi_ratio": ratio,
+        "xi_ratio_error": ratio_error,
+        "eta_difference": float(one.eta) - float(ref.eta),
+        "eta_difference_error": math.hypot(float(one.eta_error), float(ref.eta_error)),
+        "curve_chi2_per_dof": chi2,
+    }
+
+
+def correlation_figure(dataset: xr.Dataset) -> plt.Figure:
+    """C(r) against r and against the chord length, every ensemble in its colour: one ensemble
+    with both fits, several with the fit each one's label chose."""
+    a = dataset.attrs
+    period = a["lattice_size"] if a["periodic"] else None
+    is_field = a["domain"] == "field"
+    r = dataset.distance.values
+    shown = r >= 1
+    values = dataset.correlation.values[:, shown]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    chords = chord_length(r, period)
+    positive = bool(np.all(values > 0))
+    names = [str(name) for name in dataset.ensemble.values]
+    single = len(names) == 1
+    for i, name in enumerate(names):
+        one = dataset.isel(ensemble=i)
+        color = "black" if single else COLORS.get(name, f"C{i}")
         for axis, abscissa in zip(axes, (r, chords), strict=True):
             axis.errorbar(
-                abscissa[shown], value[shown], error[shown], fmt="o", color="black", label="C(r)"
+                abscissa[shown],
+                one.correlation.values[shown],
+                one.correlation_error.values[shown],
+                fmt="osd^"[i % 4],
+                ms=4,
+                color=color,
+                label="C(r)" if single else name,
             )
-        if positive:  # log axes hold every value
-            axes[0].set_yscale("log")
-            axes[1].set_yscale("log")
-            axes[0].set_title("log C against r: exponential decay is straight")
-            axes[1].set_title("log C against log distance: a power law is straight")
-        else:
-            # linear within the noise, and at most two decades of log above it
-            linear = max(2 * float(np.median(error[shown])), 0.01 * np.abs(value[shown]).max())
-            axes[0].axhline(0, color="gray", lw=0.8)
-            axes[1].axhline(0, color="gray", lw=0.8)
-            axes[1].set_yscale("symlog", linthresh=linear)
-            axes[0].set_title("C(r) changes sign: linear axes")
-            axes[1].set_title(f"symmetric log (linear within ±{linear:.1g})")
-        fit_range = r[np.isfinite(dataset.fit.values).any(0)]
-        if len(shown_forms):
-            fine = np.linspace(fit_range[0], fit_range[-1], 200)
-            shapes = {"exponential": float(dataset.xi), "power law": float(dataset.eta)}
-            for form, function, color in zip(
-                FORMS, (exponential_form, power_form), ("tab:blue", "tab:orange"), strict=True
-            ):
-                if form not in shown_forms:
-                    continue
-                curve = function(
-                    fine, float(dataset.amplitude.sel(form=form)), shapes[form], period
+        fit_range = r[np.isfinite(one.fit.values).any(0)]
+        if not len(fit_range):
+            continue
+        aic = np.where(np.isfinite(one.aic.values), one.aic.values, np.inf)
+        forms = [
+            form
+            for f, (form, ok) in enumerate(zip(FORMS, one.fit_accepted.values, strict=True))
+            if (single and (is_field or ok)) or (not single and f == int(np.argmin(aic)))
+        ]
+        fine = np.linspace(fit_range[0], fit_range[-1], 200)
+        shapes = {"exponential": float(one.xi), "power law": float(one.eta)}
+        for form, function, form_color in zip(
+            FORMS, (exponential_form, power_form), ("tab:blue", "tab:orange"), strict=True
+        ):
+            if form not in forms or not np.isfinite(shapes[form]):
+                continue
+            curve = function(fine, float(one.amplitude.sel(form=form)), shapes[form], period)
+            symbol = "ξ" if form == "exponential" else "η"
+            label = f"{form} ({symbol} = {shapes[form]:.3g})"
+            for axis, abscissa in zip(axes, (fine, chord_length(fine, period)), strict=True):
+                axis.plot(
+                    abscissa,
+                    curve,
+                    color=form_color if single else color,
+                    ls="-" if single else "--",
+                    label=label if single else None,
                 )
-                name = "ξ" if form == "exponential" else "η"
-                for axis, abscissa in zip(axes, (fine, chord_length(fine, period)), strict=True):
-                    axis.plot(
-                        abscissa, curve, color=color, label=f"{form} ({name} = {shapes[form]:.3g})"
-                    )
-        unit = dataset.distance.attrs["units"]
-        axes[0].set_xlabel(f"r ({unit})")
-        if positive:
-            axes[1].set_xscale("log")
-            if chords[shown].max() < 10 * chords[shown].min():  # under a decade: short labels
-                short = FuncFormatter(lambda v, _: f"{v:g}")
-                axes[1].xaxis.set_major_formatter(short)
-                axes[1].xaxis.set_minor_formatter(short)
-        axes[1].set_xlabel("chord length (L/π) sin(πr/L)" if period else f"r ({unit})")
-        axes[0].set_ylabel("C(r)")
-        axes[0].legend(fontsize=8)
-        figure.tight_layout()
-        figures = [Figure(figure, f"C(r) from {a['n_samples']} samples ({a['sampler']}).")]
-        tables = []
-        if fitted:
-            errors = {"exponential": float(dataset.xi_error), "power law": float(dataset.eta_error)}
-            dof = len(fit_range) - 2
-            parameters = [
-                f"{name} = {value:.3g} ± {errors[form]:.2g}" if np.isfinite(value) else "—"
-                for form, name, value in zip(
-                    FORMS, ("ξ", "η"), (float(dataset.xi), float(dataset.eta)), strict=True
-                )
-            ]
-            tables.append(
-                Table(
-                    pd.DataFrame(
-                        {
-                            "form": FORMS,
-                            "parameter": parameters,
-                            "amplitude": dataset.amplitude.values,
-                            "χ²/dof": dataset.chi2.values / max(dof, 1),
-                            "p": dataset.fit_p_value.values,
-                            "AIC": dataset.aic.values,
-                            "Akaike weight": dataset.akaike_weight.values,
-                            "bootstrap wins": dataset.bootstrap_win_fraction.values,
-                        }
-                    ),
-                    f"Fits for {fit_range[0]} ≤ r ≤ {fit_range[-1]} ({dof} degrees of freedom); "
-                    "χ² with the bootstrap covariance of C(r) between distances; errors are "
-                    "bootstrap 68% half-widths",
-                )
-            )
-        text = self.verdict(dataset, fit_range) if is_field else self.image_verdict(dataset)
-        if "xi_zero_momentum" in dataset and np.isfinite(float(dataset.xi_zero_momentum)):
+    if positive:  # log axes hold every value
+        for axis in axes:
+            axis.set_yscale("log")
+        axes[0].set_title("log C against r: exponential decay is straight")
+        axes[1].set_title("log C against log distance: a power law is straight")
+    else:
+        # linear within the noise, and at most two decades of log above it
+        error = dataset.correlation_error.values[:, shown]
+        linear = max(2 * float(np.median(error)), 0.01 * np.abs(values).max())
+        for axis in axes:
+            axis.axhline(0, color="gray", lw=0.8)
+        axes[1].set_yscale("symlog", linthresh=linear)
+        axes[0].set_title("C(r) changes sign: linear axes")
+        axes[1].set_title(f"symmetric log (linear within ±{linear:.1g})")
+    unit = dataset.distance.attrs["units"]
+    axes[0].set_xlabel(f"r ({unit})")
+    if positive:
+        axes[1].set_xscale("log")
+        if chords[shown].max() < 10 * chords[shown].min():  # under a decade: short labels
+            short = FuncFormatter(lambda v, _: f"{v:g}")
+            axes[1].xaxis.set_major_formatter(short)
+            axes[1].xaxis.set_minor_formatter(short)
+    axes[1].set_xlabel("chord length (L/π) sin(πr/L)" if period else f"r ({unit})")
+    axes[0].set_ylabel("C(r)")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _with_error(value: float, error: float) -> str:
+    if not np.isfinite(value):
+        return "—"
+    return f"{value:.3g} ± {error:.2g}" if np.isfinite(error) else f"{value:.3g}"
+
+
+def ensemble_table(dataset: xr.Dataset, fit_range: np.ndarray) -> Table:
+    """One row per ensemble: how good its samples are, what C(r) says, and how far from the
+    reference that is."""
+    dof = max(len(fit_range) - 2, 1)
+    rows = [dataset.isel(ensemble=i) for i in range(dataset.sizes["ensemble"])]
+    columns = {
+        "ensemble": [str(one.ensemble.values) for one in rows],
+        "samples": [int(one.n_samples) for one in rows],
+        "acceptance": dataset.acceptance_rate.values,
+        "ESS/N": dataset.ess_fraction.values,
+        "τ_int": dataset.autocorrelation_time.values,
+        "effective samples": dataset.effective_samples.values,
+        "ξ (zero momentum)": [
+            _with_error(float(one.xi_zero_momentum), float(one.xi_zero_momentum_error))
+            for one in rows
+        ],
+        "ξ (cosh fit of C(r))": [_with_error(float(one.xi), float(one.xi_error)) for one in rows],
+        "η": [_with_error(float(one.eta), float(one.eta_error)) for one in rows],
+        "label": [one.label.item() for one in rows],
+        "confidence": dataset.label_confidence.values,
+        "χ²/dof exponential": dataset.chi2.values[:, 0] / dof,
+        "χ²/dof power law": dataset.chi2.values[:, 1] / dof,
+    }
+    caption = (
+        f"Fits for {fit_range[0]} ≤ r ≤ {fit_range[-1]} ({len(fit_range) - 2} degrees of freedom), "
+        "χ² with the bootstrap covariance of C(r) between distances"
+        if len(fit_range)
+        else "No fits"
+    ) + "; errors are bootstrap 68% half-widths from blocks of 2 τ_int"
+    reference = dataset.attrs["reference"]
+    if reference:
+        columns |= {
+            "ξ / ξ_ref": [
+                _with_error(float(one.xi_ratio), float(one.xi_ratio_error)) for one in rows
+            ],
+            "η − η_ref": [
+                _with_error(float(one.eta_difference), float(one.eta_difference_error))
+                for one in rows
+            ],
+            "C(r) χ²/dof vs ref": dataset.curve_chi2_per_dof.values,
+        }
+        caption += f"; the last three columns compare each ensemble with {reference!r}"
+    return Table(pd.DataFrame(columns), caption)
+
+
+def form_table(dataset: xr.Dataset, fit_range: np.ndarray) -> Table:
+    """Both decay forms' fits of one ensemble (images)."""
+    dof = len(fit_range) - 2
+    errors = {"exponential": float(dataset.xi_error), "power law": float(dataset.eta_error)}
+    parameters = [
+        f"{name} = {value:.3g} ± {errors[form]:.2g}" if np.isfinite(value) else "—"
+        for form, name, value in zip(
+            FORMS, ("ξ", "η"), (float(dataset.xi), float(dataset.eta)), strict=True
+        )
+    ]
+    return Table(
+        pd.DataFrame(
+            {
+                "form": FORMS,
+                "parameter": parameters,
+                "amplitude": dataset.amplitude.values,
+                "χ²/dof": dataset.chi2.values / max(dof, 1),
+                "p": dataset.fit_p_value.values,
+                "AIC": dataset.aic.values,
+                "Akaike weight": dataset.akaike_weight.values,
+                "bootstrap wins": dataset.bootstrap_win_fraction.values,
+            }
+        ),
+        f"Fits for {fit_range[0]} ≤ r ≤ {fit_range[-1]} ({dof} degrees of freedom); "
+        "χ² with the bootstrap covariance of C(r) between distances; errors are "
+        "bootstrap 68% half-widths",
+    )
+
+
+def field_text(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
+    """The phase (the reference's), the flow's beside it, the fidelity line, and what weakens
+    each number."""
+    names = [str(name) for name in dataset.ensemble.values]
+    reference = dataset.attrs["reference"]
+    first = dataset.isel(ensemble=0)
+    text = verdict(first, fit_range, f"Phase, from {ENSEMBLE_NAMES[names[0]]}")
+    if reference and len(names) > 1:
+        others = "; ".join(
+            f"{dataset.sel(ensemble=name).label.item()} ({ENSEMBLE_NAMES[name]})"
+            for name in names[1:]
+        )
+        text += f" The flow's label: {others}."
+        fidelity = "; ".join(
+            f"{name}: ξ/ξ = {_with_error(float(one.xi_ratio), float(one.xi_ratio_error))}, "
+            f"η − η = {_with_error(float(one.eta_difference), float(one.eta_difference_error))}, "
+            f"C(r) χ²/dof = {float(one.curve_chi2_per_dof):.3g}"
+            for name, one in ((name, dataset.sel(ensemble=name)) for name in names[1:])
+        )
+        text += (
+            f"\n\nFidelity against {ENSEMBLE_NAMES[reference]} (1, 0 and about 1 for a flow "
+            f"that samples it): {fidelity}."
+        )
+    if np.isfinite(float(first.xi_zero_momentum)):
+        text += (
+            f"\n\nCorrelation length from the zero-momentum (row-summed) correlator, exactly a "
+            f"sum of cosh terms: ξ = {float(first.xi_zero_momentum):.3g} ± "
+            f"{float(first.xi_zero_momentum_error):.2g}, the inverse mass gap; this is the ξ "
+            "to quote and the one the ratios use. The cosh fit of C(r) gives an effective ξ = "
+            f"{float(first.xi):.3g}, lower because a 2D C(r) carries an extra r^−½."
+        )
+    if "flow" in names and np.isfinite(float(dataset.sel(ensemble="flow").ess_fraction)):
+        text += (
+            f"\n\nThe flow as a sampler of the action: ESS/N = "
+            f"{float(dataset.sel(ensemble='flow').ess_fraction):.3g}"
+        )
+        if "flow + Metropolis" in names:
+            chain = dataset.sel(ensemble="flow + Metropolis")
+            acceptance = float(chain.acceptance_rate)
             text += (
-                f"\n\nCorrelation length from the zero-momentum (row-summed) correlator, exactly a "
-                f"sum of cosh terms: ξ = {float(dataset.xi_zero_momentum):.3g} ± "
-                f"{float(dataset.xi_zero_momentum_error):.2g}, the inverse mass gap; this is the ξ "
-                "to quote. The cosh fit of C(r) gives an effective ξ = "
-                f"{float(dataset.xi):.3g}, lower because a 2D C(r) carries an extra r^−½."
-            )
-        acceptance = float(dataset.acceptance_rate)
-        if not np.isnan(acceptance):
-            text += (
-                f"\n\nIndependence-Metropolis acceptance {acceptance:.1%}; errors from a block "
-                f"bootstrap with blocks of {a['block_length']} (τ_int of C(1) = "
-                f"{float(dataset.autocorrelation_time):.1f})."
+                f", independence-Metropolis acceptance {acceptance:.1%} (τ_int of the chain "
+                f"{float(chain.autocorrelation_time):.1f}, bootstrap blocks of "
+                f"{int(chain.block_length)})"
             )
             if acceptance < 0.1:
                 text += (
-                    " Below 10% acceptance the chain holds a few states for long stretches: these "
-                    "Metropolis-corrected numbers are not reliable."
+                    ". Below 10% acceptance the chain holds a few states for long stretches: its "
+                    "Metropolis-corrected numbers are not reliable"
                 )
-        if "reliable" in dataset and not bool(dataset.reliable):
-            text += (
-                f"\n\nNot reliable: these {a['n_samples']} samples are worth "
-                f"{float(dataset.effective_samples):.0f} independent ones (n/τ_int, fewer than "
-                f"{MIN_EFFECTIVE_SAMPLES}), so neither the errors nor a label confidence can be "
-                "given; draw more samples or use a better sampler."
-            )
-        couplings = ", ".join(f"{k} = {a[k]}" for k in ("kappa", "lamb", "T", "beta") if k in a)
-        if couplings:
-            text += f"\n\nAction {a['action']}: {couplings}."
-        how_to_read = (
-            "C(r) with the exponential (cosh) and power-law (chord) fits; the lower AIC names the "
-            "phase: exponential = disordered, power law = quasi-long-range order."
-            if is_field
-            else "Connected pixel-intensity correlation C(r); images have no phase. A decay form is "
-            "fitted only where C(r) is positive and falling, and named only if its χ² accepts it."
+        text += "."
+    if reference == "action":
+        text += (
+            f"\n\nThe action's HMC chains: τ_int of |M|² = "
+            f"{float(dataset.hmc_tau_magnetization_squared):.2g}, of the global phase "
+            f"(M's components) = {float(dataset.hmc_tau_global_phase):.2g} steps."
         )
-        return Section(
-            title="Two-point correlation",
-            how_to_read=how_to_read,
-            figures=figures,
-            tables=tables,
-            text=text,
+    unreliable = [name for name in names if not bool(dataset.sel(ensemble=name).reliable)]
+    for name in unreliable:
+        one = dataset.sel(ensemble=name)
+        text += (
+            f"\n\nNot reliable ({name}): its {int(one.n_samples)} samples are worth "
+            f"{float(one.effective_samples):.0f} independent ones (n/τ_int, fewer than "
+            f"{MIN_EFFECTIVE_SAMPLES}), so neither its errors nor a label confidence can be "
+            "given; draw more samples or use a better sampler."
         )
+    return text
 
-    @staticmethod
-    def verdict(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
-        """The field's phase label, with what weakens it."""
-        a = dataset.attrs
-        if not np.isfinite(dataset.chi2.values).any():
+
+def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") -> str:
+    """One ensemble's phase label, with what weakens it."""
+    a = dataset.attrs
+    if not np.isfinite(dataset.chi2.values).any():
+        if fit_mask(dataset.distance.values, a["r_min"]).sum() < MIN_FIT_POINTS:
             return (
-                f"No fits: r from {a['r_min']} to L/2 = {int(dataset.distance[-1])} gives fewer "
-                f"than {MIN_FIT_POINTS} distances for two-parameter forms."
+                f"{subject}: undetermined. No fits: r from {a['r_min']} to L/2 = "
+                f"{int(dataset.distance[-1])} gives fewer than {MIN_FIT_POINTS} distances for "
+                "two-parameter forms."
             )
-        confidence = float(dataset.label_confidence)
-        chosen = (
-            f"chosen in {confidence:.0%} of bootstrap resamples"
-            if np.isfinite(confidence)
-            else "no bootstrap confidence (too few effective samples)"
+        return f"{subject}: undetermined. The fits of C(r) did not converge."
+    confidence = float(dataset.label_confidence)
+    chosen = (
+        f"chosen in {confidence:.0%} of bootstrap resamples"
+        if np.isfinite(confidence)
+        else "no bootstrap confidence (too few effective samples)"
+    )
+    text = (
+        f"{subject}: {dataset.label.item()}, {chosen} "
+        f"(Akaike weight {float(dataset.akaike_weight.max()):.2f})."
+    )
+    dof = len(fit_range) - 2
+    best_chi2 = float(dataset.chi2.min())
+    if dof > 0 and best_chi2 / dof > 3:
+        text += (
+            f" Neither form describes C(r) well (best χ²/dof = {best_chi2 / dof:.3g}): "
+            "the label only names the lesser misfit."
         )
-        text = (
-            f"Label: {dataset.label.item()}, {chosen} "
-            f"(Akaike weight {float(dataset.akaike_weight.max()):.2f})."
-        )
-        dof = len(fit_range) - 2
-        best_chi2 = float(dataset.chi2.min())
-        if dof > 0 and best_chi2 / dof > 3:
+    if confidence < 0.8:
+        text += " The data do not decide between the two forms at this noise level."
+    if a.get("n_channels") == 2 and dataset.label.item() == LABELS["o2"]["exponential"]:
+        if dataset.aic.values[1] < dataset.aic.values[0]:
             text += (
-                f" Neither form describes C(r) well (best χ²/dof = {best_chi2 / dof:.3g}): "
-                "the label only names the lesser misfit."
+                f" A power law fits better, but with η = {float(dataset.eta):.2g} above "
+                "1/4, the largest η of quasi-long-range order in a 2D O(2) field (BKT): "
+                "read as a correlation length comparable to L."
             )
-        if confidence < 0.8:
-            text += " The data do not decide between the two forms at this noise level."
-        if a.get("n_channels") == 2 and dataset.label.item() == LABELS["o2"]["exponential"]:
-            if dataset.aic.values[1] < dataset.aic.values[0]:
-                text += (
-                    f" A power law fits better, but with η = {float(dataset.eta):.2g} above "
-                    "1/4, the largest η of quasi-long-range order in a 2D O(2) field (BKT): "
-                    "read as a correlation length comparable to L."
-                )
-        return text
+    return text
 
-    @staticmethod
-    def image_verdict(dataset: xr.Dataset) -> str:
-        """Which decay form, if any, describes the image correlation, and over which distances."""
-        a, label = dataset.attrs, dataset.label.item()
-        r_max = int(a["fit_r_max"])
-        stretch = (
-            f"C(r) is positive and falling for {a['r_min']} ≤ r ≤ {r_max}"
-            if r_max >= a["r_min"]
-            else f"C(r) is not significantly positive and falling at r = {a['r_min']}"
-        )
-        if label != NO_FIT:
-            text = f"{label.capitalize()} describes C(r) ({stretch}; χ² p ≥ {ACCEPTABLE_P:g})."
-            if np.isfinite(float(dataset.label_confidence)):
-                text += (
-                    f" Both forms fit; the lower AIC is chosen in "
-                    f"{float(dataset.label_confidence):.0%} of bootstrap resamples."
-                )
-            return text
-        if not np.isfinite(dataset.chi2.values).any():
-            return f"No fit form describes C(r): {stretch}, fewer than {MIN_FIT_POINTS} distances."
-        misfits = ", ".join(
-            f"{form} χ²/dof = {chi2 / max(r_max - a['r_min'] - 1, 1):.3g}"
-            for form, chi2 in zip(FORMS, dataset.chi2.values, strict=True)
-        )
-        return (
-            f"No fit form describes C(r): {stretch}, and neither decay form fits it there "
-            f"({misfits}; both p < {ACCEPTABLE_P:g})."
-        )
+
+def image_verdict(dataset: xr.Dataset) -> str:
+    """Which decay form, if any, describes the image correlation, and over which distances."""
+    a, label = dataset.attrs, dataset.label.item()
+    r_max = int(dataset.fit_r_max)
+    stretch = (
+        f"C(r) is positive and falling for {a['r_min']} ≤ r ≤ {r_max}"
+        if r_max >= a["r_min"]
+        else f"C(r) is not significantly positive and falling at r = {a['r_min']}"
+    )
+    if label != NO_FIT:
+        text = f"{label.capitalize()} describes C(r) ({stretch}; χ² p ≥ {ACCEPTABLE_P:g})."
+        if np.isfinite(float(dataset.label_confidence)):
+            text += (
+                f" Both forms fit; the lower AIC is chosen in "
+                f"{float(dataset.label_confidence):.0%} of bootstrap resamples."
+            )
+        return text
+    if not np.isfinite(dataset.chi2.values).any():
+        return f"No fit form describes C(r): {stretch}, fewer than {MIN_FIT_POINTS} distances."
+    misfits = ", ".join(
+        f"{form} χ²/dof = {chi2 / max(r_max - a['r_min'] - 1, 1):.3g}"
+        for form, chi2 in zip(FORMS, dataset.chi2.values, strict=True)
+    )
+    return (
+        f"No fit form describes C(r): {stretch}, and neither decay form fits it there "
+        f"({misfits}; both p < {ACCEPTABLE_P:g})."
+    )
 
 
 def run_flow_samples(

@@ -15,6 +15,7 @@ from rginspect.model import RGFlowModel
 from rginspect.nn.architectures import neuralrg_config, rgflow_config
 from rginspect.physics import Phi4Action, hmc
 from rginspect.physics.correlation import (
+    FORMS,
     CorrelationEstimate,
     bootstrap_weights,
     chord_length,
@@ -26,6 +27,7 @@ from rginspect.physics.correlation import (
     fit_form,
     integrated_autocorrelation_time,
     power_form,
+    refit_resamples,
     select_decay,
     two_point_function,
     zero_momentum_function,
@@ -174,17 +176,20 @@ def test_chord_length_is_symmetric_on_the_torus():
 
 def test_metropolis_corrected_flow_matches_hmc():
     """L = 4 φ⁴ at κ = 0.2, λ = 0.3: a flow trained for a few hundred steps, corrected by
-    independence Metropolis, against HMC on the action (errors from resampling whole chains): every
-    C(r) within 4 combined σ. The flow's own samples miss by far more, so the test has power.
-    At λ = 1 these small flows keep KL ≈ 0.2 nats/site; the chain's rare long holds then make
-    bootstrap errors too small by a factor 2–4, so λ is lowered to keep the weights tame."""
+    independence Metropolis, against an independent, longer HMC run on the action (errors from
+    resampling whole chains): every C(r) within 4 combined σ, and so is the analysis' own HMC
+    reference. The flow's own samples miss by far more, so the test has power, and the fidelity
+    numbers tell the two apart. At λ = 1 these small flows keep KL ≈ 0.2 nats/site; the chain's
+    rare long holds then make bootstrap errors too small by a factor 2–4, so λ is lowered to
+    keep the weights tame."""
     L, action = 4, Phi4Action(4, kappa=0.2, lamb=0.3)
     torch.manual_seed(0)
     model = RGFlowModel.from_config(
         neuralrg_config(channels=2, L=L, nlayers=2, nmlp=1, nhidden=16), action=action
     )
     train_field(model, steps=300, batch_size=128, lr=3e-3, progress=False)
-    result = Correlation().run(RunContext(model, DEFAULTS, seed=1))
+    result = Correlation().run(RunContext(model, DEFAULTS, seed=1, show_progress=False))
+    assert list(result.ensemble.values) == ["action", "flow", "flow + Metropolis"]
     n_chains = 64
     reference = hmc(
         action, 8192, n_chains=n_chains, step_size=0.1, n_leapfrog=10, n_burnin=100, thin=2,
@@ -192,15 +197,54 @@ def test_metropolis_corrected_flow_matches_hmc():
     )  # fmt: skip
     chains = reference.samples.reshape(-1, n_chains, 2, L, L).transpose(0, 1).reshape(-1, 2, L, L)
     exact = estimate_correlation(chains, block_length=len(chains) // n_chains, rng=rng)
-    sigma = np.hypot(result.correlation_error.values, exact.error)
-    assert np.all(np.abs(result.correlation.values - exact.value) < 4 * sigma)
-    assert float(result.acceptance_rate) > 0.2
-    assert result.label.item() == "undetermined"  # r = 1, 2 only: too few distances to fit
-
-    plain = Correlation().run(RunContext(model, {**DEFAULTS, "metropolis": False}, seed=1))
+    for name in ("action", "flow + Metropolis"):
+        one = result.sel(ensemble=name)
+        sigma = np.hypot(one.correlation_error.values, exact.error)
+        assert np.all(np.abs(one.correlation.values - exact.value) < 4 * sigma), name
+    corrected, plain = result.sel(ensemble="flow + Metropolis"), result.sel(ensemble="flow")
+    assert float(corrected.acceptance_rate) > 0.2
+    assert 0 < float(plain.ess_fraction) < 1
+    assert result.phase.item() == "undetermined"  # r = 1, 2 only: too few distances to fit
     sigma = np.hypot(plain.correlation_error.values, exact.error)
     assert np.max(np.abs(plain.correlation.values - exact.value) / sigma) > 8
     assert np.isnan(float(plain.acceptance_rate))
+    # χ² per distance between the curves: about 1 where the ensembles agree, large where not
+    assert float(corrected.curve_chi2_per_dof) < 6
+    assert float(plain.curve_chi2_per_dof) > 20
+    assert np.isnan(float(result.sel(ensemble="action").curve_chi2_per_dof))
+
+
+def test_fidelity_flags_a_flow_that_has_not_learned_its_action():
+    """An untrained flow (a standard normal field) against φ⁴ at L = 8, κ = 0.2: its C(r ≥ 1) is
+    noise about 0 where the action's is positive. The fidelity numbers flag it; the label the
+    report states is the action's; ESS/N and the Metropolis acceptance are tiny; and the
+    report says so in one table and one figure with every ensemble."""
+    action = Phi4Action(8, kappa=0.2, lamb=1.0)
+    torch.manual_seed(0)
+    model = RGFlowModel.from_config(
+        neuralrg_config(channels=2, L=8, nlayers=2, nmlp=1, nhidden=8), action=action
+    )
+    parameters = {**DEFAULTS, "samples": 2048, "inputs": 2048}
+    result = Correlation().run(RunContext(model, parameters, seed=0, show_progress=False))
+    flow, reference = result.sel(ensemble="flow"), result.sel(ensemble="action")
+    assert reference.label.item() == "disordered" and bool(reference.reliable)
+    assert result.phase.item() == reference.label.item()
+    assert float(flow.curve_chi2_per_dof) > 100
+    assert float(flow.ess_fraction) < 0.05
+    assert float(result.sel(ensemble="flow + Metropolis").acceptance_rate) < 0.1
+    # the action's own C(1) at κ = 0.2 is clearly positive; the untrained flow's is not
+    assert float(reference.correlation.sel(distance=1)) > 10 * float(
+        reference.correlation_error.sel(distance=1)
+    )
+    section = Correlation().render(result)
+    assert section.text.startswith("Phase, from the action's own ensemble (HMC): disordered")
+    assert "Fidelity against the action's own ensemble" in section.text
+    assert "Metropolis-corrected numbers are not reliable" in section.text
+    (table,) = section.tables
+    assert list(table.frame["ensemble"]) == ["action", "flow", "flow + Metropolis"]
+    assert len(section.figures) == 1
+    labels = section.figures[0].figure.axes[0].get_legend_handles_labels()[1]
+    assert {"action", "flow", "flow + Metropolis"} <= set(labels)
 
 
 def separable_ar1_images(n: int, L: int, xi: float) -> np.ndarray:
@@ -222,11 +266,13 @@ def test_image_correlation_recovers_the_correlation_length(tmp_path):
     model = RGFlowModel.from_config(rgflow_config(channels=3, L=16, kernel=4, nhidden=8))
     data = DataBatch(images_or_fields=images.astype(np.float32), source="AR(1) images")
     result = Correlation().run(RunContext(model, {**DEFAULTS, "inputs": 3000}, seed=0, data=data))
-    assert abs(float(result.xi) - 2.0) < 4 * float(result.xi_error)
-    assert float(result.amplitude.sel(form="exponential")) == pytest.approx(3 * 0.08**2, rel=0.1)
-    assert result.label.item() == "exponential decay"
-    assert bool(result.fit_accepted.sel(form="exponential"))
-    assert np.isnan(float(result.acceptance_rate))
+    assert list(result.ensemble.values) == ["data"]  # images: the data alone
+    one = result.sel(ensemble="data")
+    assert abs(float(one.xi) - 2.0) < 4 * float(one.xi_error)
+    assert float(one.amplitude.sel(form="exponential")) == pytest.approx(3 * 0.08**2, rel=0.1)
+    assert one.label.item() == "exponential decay"
+    assert bool(one.fit_accepted.sel(form="exponential"))
+    assert np.isnan(float(one.acceptance_rate))
     path = tmp_path / "correlation.nc"
     result.to_netcdf(path, engine="h5netcdf")
     section = Correlation().render(xr.load_dataset(path, engine="h5netcdf"))
@@ -245,10 +291,11 @@ def test_image_correlation_that_changes_sign_is_not_fitted_and_shown_on_linear_a
     model = RGFlowModel.from_config(rgflow_config(channels=3, L=L, kernel=4, nhidden=8))
     data = DataBatch(images_or_fields=images.astype(np.float32), source="stripes")
     result = Correlation().run(RunContext(model, {**DEFAULTS, "inputs": n}, seed=0, data=data))
-    c = result.correlation.values
-    assert c[2] == pytest.approx(-0.015, abs=6 * float(result.correlation_error[2]))
-    assert result.label.item() == "no fit form describes C(r)"
-    assert np.isnan(float(result.xi)) and np.isnan(result.fit.values).all()
+    one = result.sel(ensemble="data")
+    c = one.correlation.values
+    assert c[2] == pytest.approx(-0.015, abs=6 * float(one.correlation_error[2]))
+    assert one.label.item() == "no fit form describes C(r)"
+    assert np.isnan(float(one.xi)) and np.isnan(one.fit.values).all()
     section = Correlation().render(result)
     assert section.text.startswith("No fit form describes C(r)")
     assert "phase" not in section.text
@@ -334,3 +381,22 @@ def test_zero_momentum_correlator_gives_the_free_field_mass_gap():
     assert xi_error < 0.05 * xi_exact
     effective, _ = fit_correlation_length(estimate_correlation(fields, rng=rng), period=L)
     assert effective < 0.9 * xi_exact
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_vectorised_refits_equal_scipy_fits_of_each_resample(form):
+    """The bootstrap refits (amplitude profiled out, shape on a refined grid) give the χ² and
+    shape that scipy's bounded least squares gives for each resample, with the covariance."""
+    L, r = 16, np.arange(1, 9)
+    truth = (
+        exponential_form(r, 2.0, 3.0, L) if form == "exponential" else power_form(r, 2.0, 0.3, L)
+    )
+    mixing = np.tril(np.full((8, 8), 0.9)) + np.eye(8) * 0.3  # correlated noise between distances
+    noise = rng.normal(size=(40, 8)) @ mixing.T * 0.01 * truth
+    resamples = truth + noise
+    covariance = fit_covariance(resamples, truth)
+    chi2, shape = refit_resamples(form, r, resamples, covariance, L)
+    for b in range(0, 40, 7):
+        fit = fit_form(form, r, resamples[b], covariance, L)
+        assert shape[b] == pytest.approx(fit.parameters[1], rel=1e-3, abs=1e-4)
+        assert chi2[b] == pytest.approx(fit.chi2, rel=1e-3, abs=1e-6)
