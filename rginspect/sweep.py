@@ -137,13 +137,16 @@ def sweep_coordinates(model_card: dict[str, Any]) -> dict[str, float]:
 
 def combine_results(runs: dict[str, list[Path]]) -> dict[str, xr.Dataset]:
     """Per analysis, every scalar result of every checkpoint along a `checkpoint` dimension
-    (an analysis that wants a number in sweeps stores it as a scalar, its error as `<name>_err`).
+    (an analysis that wants a number in sweeps stores it as a scalar, its error as `<name>_err`),
+    and every result along `ensemble` alone (correlation's reference and flow) as a
+    (checkpoint, ensemble) column, ensembles in the order they first appear.
 
-    A checkpoint where an analysis failed, or a variable it lacks, gets NaN (or "" for text).
+    A checkpoint where an analysis failed, or a variable or ensemble it lacks, gets NaN (or "" for
+    text).
     """
     from .results import read_results
 
-    cards, per_analysis, variable_attrs = [], {}, {}
+    cards, per_analysis, variable_attrs, ensembles = [], {}, {}, {}
     for index, paths in enumerate(runs.values()):
         trees = [read_results(Path(path)) for path in paths]
         cards.append(json.loads(trees[0].attrs.get("model_card", "{}")))
@@ -153,25 +156,38 @@ def combine_results(runs: dict[str, list[Path]]) -> dict[str, xr.Dataset]:
                 if node.attrs.get("status", "ok") == "ok":
                     children.setdefault(name, node)
         for name, node in children.items():
-            scalars = {}
+            values = {}
             for key, variable in node.to_dataset().data_vars.items():
                 if variable.ndim == 0:
-                    scalars[key] = variable.values.item()
-                    variable_attrs.setdefault((name, key), dict(variable.attrs))
-            per_analysis.setdefault(name, {})[index] = scalars
+                    values[key] = variable.values.item()
+                elif variable.dims == ("ensemble",):
+                    names = [str(e) for e in variable.ensemble.values]
+                    ensembles.setdefault(name, {}).update(dict.fromkeys(names))
+                    values[key] = dict(zip(names, variable.values.tolist(), strict=True))
+                else:
+                    continue
+                variable_attrs.setdefault((name, key), dict(variable.attrs))
+            per_analysis.setdefault(name, {})[index] = values
     coordinates = _coordinates(list(runs), cards)
     combined = {}
     for name, found in per_analysis.items():
-        keys = dict.fromkeys(key for scalars in found.values() for key in scalars)
-        columns = {
-            key: (
-                "checkpoint",
-                _column([found.get(i, {}).get(key) for i in range(len(cards))]),
-                variable_attrs[(name, key)],
-            )
-            for key in keys
-        }
-        combined[name] = xr.Dataset(columns, coords=coordinates)
+        keys = dict.fromkeys(key for values in found.values() for key in values)
+        along = list(ensembles.get(name, {}))
+        columns = {}
+        for key in keys:
+            column = [found.get(i, {}).get(key) for i in range(len(cards))]
+            if any(isinstance(value, dict) for value in column):
+                table = [[(v or {}).get(e) for e in along] for v in column]
+                flat = _column([value for row in table for value in row])
+                columns[key] = (
+                    ("checkpoint", "ensemble"),
+                    flat.reshape(len(cards), len(along)),
+                    variable_attrs[(name, key)],
+                )
+            else:
+                columns[key] = ("checkpoint", _column(column), variable_attrs[(name, key)])
+        extra = {"ensemble": along} if along else {}
+        combined[name] = xr.Dataset(columns, coords=coordinates | extra)
     return combined
 
 

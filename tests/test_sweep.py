@@ -140,3 +140,40 @@ def test_sweep_trains_one_model_per_coupling_first(tmp_path):
     np.testing.assert_allclose(sorted(swept["T"].values), [2.0, 3.0])
     for path in (out / "models").glob("*.pt"):
         assert rginspect.load(path).provenance["training"]["steps"] == 3
+
+
+def test_results_along_ensemble_become_one_line_each(phi4_checkpoints, tmp_path):
+    """correlation measures the action's HMC ensemble and the flow's samples: the sweep keeps both
+    as (checkpoint, ensemble) columns, each equal to its own run's value, plots one line per
+    ensemble in the same panel, and shades only where the action's label changes."""
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(
+        main,
+        ["sweep", *map(str, phi4_checkpoints), "--plugins", "correlation", "--samples", "512",
+         "-p", "correlation.resamples=20", "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    swept = ResultsStore(out / "sweep.nc").read()["correlation"].to_dataset()
+    assert list(swept.ensemble.values) == ["action", "flow", "flow + Metropolis"]
+    assert swept.xi_zero_momentum.dims == ("checkpoint", "ensemble")
+    for name in swept.checkpoint.values:
+        own = ResultsStore(out / name / "results.nc").read()["correlation"].to_dataset()
+        np.testing.assert_array_equal(
+            swept.xi_zero_momentum.sel(checkpoint=name).values, own.xi_zero_momentum.values
+        )
+        assert swept.phase.sel(checkpoint=name).item() == own.label.values[0]
+    section = sweep_section("correlation", swept, "kappa")
+    panel = next(ax for ax in section.figures[0].figure.axes if ax.get_title() == "eta")
+    assert panel.get_legend_handles_labels()[1] == ["action", "flow", "flow + Metropolis"]
+    assert "eta (flow)" in section.tables[0].frame.columns
+
+    kappa = [0.1, 0.2, 0.3]  # the flow's label changes where the action's does not: no band
+    labels = [["disordered", "disordered"], ["disordered", "ordered"], ["ordered", "ordered"]]
+    made_up = xr.Dataset(
+        {"label": (("checkpoint", "ensemble"), labels), "xi": ("checkpoint", [1.0, 2.0, 3.0])},
+        coords={"checkpoint": list("abc"), "kappa": ("checkpoint", kappa),
+                "ensemble": ["action", "flow"]},
+    )  # fmt: skip
+    text = sweep_section("correlation", made_up, "kappa").how_to_read
+    assert text.endswith("from disordered to ordered between kappa = 0.2 and 0.3 (shaded).")
+    assert "0.1 and 0.2" not in text

@@ -48,6 +48,9 @@ def render_sweep_report(sweep_path: Path, report_path: Path) -> Path:
 
 
 def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
+    """Numbers against the axis (one line per ensemble where results have one, such as the
+    action's and the flow's), labels as rows of categories; bands where the reference's label
+    changes (the first ensemble: the action's or the data's)."""
     order = np.argsort(dataset[axis].values, kind="stable")
     dataset = dataset.isel(checkpoint=order)
     numeric = [
@@ -59,30 +62,43 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     ]
     text = [key for key, variable in dataset.data_vars.items() if variable.dtype.kind in "USO"]
     shown = text + numeric  # labels first: the phase diagram reads from them
-    boundaries = [b for key in text for b in _label_boundaries(dataset, key, axis)]
+    boundaries = list(
+        dict.fromkeys(b for key in text for b in _label_boundaries(_reference(dataset[key]), axis))
+    )
     how_to_read = f"Each point is one checkpoint's result, placed at its recorded {axis}."
+    if "ensemble" in dataset.dims:
+        how_to_read += (
+            " Results measured on several ensembles have one line each ("
+            + ", ".join(map(str, dataset.ensemble.values))
+            + f"); bands follow the labels of {dataset.ensemble.values[0]}."
+        )
     if boundaries:
         how_to_read += (
             " "
             + "; ".join(
-                f"{key} goes from {left} to {right} between {axis} = {low:g} and {high:g}"
-                for key, low, high, left, right in boundaries
+                f"the label goes from {left} to {right} between {axis} = {low:g} and {high:g}"
+                for low, high, left, right in boundaries
             )
             + " (shaded)."
         )
     figures = (
         [
             Figure(
-                _panels(dataset, shown, axis, [(low, high) for _, low, high, *_ in boundaries]),
-                f"Scalar results of {name} against {axis}.",
+                _panels(dataset, shown, axis, [(low, high) for low, high, *_ in boundaries]),
+                f"Results of {name} against {axis}.",
             )
         ]
         if shown
         else []
     )
     columns = {axis: dataset[axis].values, "checkpoint": dataset.checkpoint.values}
-    columns |= {key: dataset[key].values for key in text}
-    columns |= {key: dataset[key].values for key in numeric[:6]}
+    for key in text + numeric[:6]:
+        variable = dataset[key]
+        if "ensemble" in variable.dims:
+            for ensemble in dataset.ensemble.values:
+                columns[f"{key} ({ensemble})"] = variable.sel(ensemble=ensemble).values
+        else:
+            columns[key] = variable.values
     return Section(
         title=f"{name} across the sweep",
         how_to_read=how_to_read,
@@ -91,16 +107,19 @@ def sweep_section(name: str, dataset: xr.Dataset, axis: str) -> Section:
     )
 
 
-def _label_boundaries(
-    dataset: xr.Dataset, key: str, axis: str
-) -> list[tuple[str, float, float, str, str]]:
-    """Where a text result (a phase label) changes between neighbouring checkpoints of a dataset
-    ordered along the axis: (key, axis value before, after, label before, after)."""
-    x, labels = dataset[axis].values, dataset[key].values
+def _reference(variable: xr.DataArray) -> xr.DataArray:
+    """A result as measured on the reference ensemble (the first), or as it is without one."""
+    return variable.isel(ensemble=0) if "ensemble" in variable.dims else variable
+
+
+def _label_boundaries(labels: xr.DataArray, axis: str) -> list[tuple[float, float, str, str]]:
+    """Where a text result (a phase label) changes between neighbouring checkpoints ordered along
+    the axis: (axis value before, after, label before, after)."""
+    x, values = labels[axis].values, labels.values
     return [
-        (key, float(x[i]), float(x[i + 1]), str(labels[i]), str(labels[i + 1]))
+        (float(x[i]), float(x[i + 1]), str(values[i]), str(values[i + 1]))
         for i in range(len(x) - 1)
-        if labels[i] and labels[i + 1] and labels[i] != labels[i + 1] and x[i] < x[i + 1]
+        if values[i] and values[i + 1] and values[i] != values[i + 1] and x[i] < x[i + 1]
     ]
 
 
@@ -113,36 +132,50 @@ def _panels(
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     x = dataset[axis].values
+    joined = len(np.unique(x)) == len(x)  # a line only where it reads as a curve
     for ax, name in zip(axes.ravel(), names, strict=False):
         for low, high in shaded:  # where a label changes: the same band in every panel
             ax.axvspan(low, high, color="0.88", zorder=0)
-        if dataset[name].dtype.kind in "USO":  # a label: one row per category
-            categories = sorted(set(dataset[name].values) - {""})
-            rows = [
-                categories.index(v) if v in categories else np.nan for v in dataset[name].values
-            ]
-            ax.plot(x, rows, "s", ms=7)
+        variable = dataset[name]
+        lines = (
+            [(str(e), variable.sel(ensemble=e)) for e in dataset.ensemble.values]
+            if "ensemble" in variable.dims
+            else [(None, variable)]
+        )
+        if variable.dtype.kind in "USO":  # a label: one row per category
+            categories = sorted(set(variable.values.ravel()) - {""})
+            for i, (ensemble, line) in enumerate(lines):
+                rows = [categories.index(v) if v in categories else np.nan for v in line.values]
+                ax.plot(x, np.array(rows) + 0.12 * i, "s^od"[i % 4], ms=6, label=ensemble)
             ax.set_yticks(range(len(categories)), categories, fontsize=7)
-            ax.set_ylim(-0.5, len(categories) - 0.5)
-            ax.set_title(name, fontsize=9)
-            ax.set_xlabel(axis)
-            continue
-        error = next(
-            (dataset[name + s].values for s in ERROR_SUFFIXES if name + s in dataset), None
-        )
-        joined = len(np.unique(x)) == len(x)  # a line only where it reads as a curve
-        ax.errorbar(
-            x,
-            dataset[name].values,
-            yerr=error,
-            marker="o",
-            ms=4,
-            capsize=2,
-            ls="-" if joined else "none",
-        )
-        units = dataset[name].attrs.get("units")
+            ax.set_ylim(-0.5, len(categories) - 0.5 + 0.12 * (len(lines) - 1))
+        else:
+            for ensemble, line in lines:
+                error = next(
+                    (
+                        dataset[name + s].sel(ensemble=ensemble).values
+                        if ensemble is not None
+                        else dataset[name + s].values
+                        for s in ERROR_SUFFIXES
+                        if name + s in dataset
+                    ),
+                    None,
+                )
+                ax.errorbar(
+                    x,
+                    line.values,
+                    yerr=error,
+                    marker="o",
+                    ms=4,
+                    capsize=2,
+                    ls="-" if joined else "none",
+                    label=ensemble,
+                )
+        units = variable.attrs.get("units")
         ax.set_title(name + (f" ({units})" if units else ""), fontsize=9)
         ax.set_xlabel(axis)
+        if len(lines) > 1:
+            ax.legend(fontsize=6)
     figure.tight_layout()
     return figure
 
