@@ -80,6 +80,17 @@ REFERENCES = ("action", "data")  # an ensemble of the target distribution, measu
 COLORS = {"action": "black", "data": "black", "flow": "tab:orange", "flow + Metropolis": "tab:blue"}
 
 
+SYMMETRY_PARAMETERS = {  # the proposal's symmetrisation, shared by every analysis of flow samples
+    "symmetrize": Parameter(
+        bool, True, "sample the flow mixed over symmetries of the action (see rotations)"
+    ),
+    "rotations": Parameter(
+        int, 2, "K of the Z_K rotations mixed over (2: φ → ±φ; more spread a pinned O(2) phase)"
+    ),
+    "conjugate": Parameter(bool, False, "also mix over φ → φ* (two-component fields)"),
+}
+
+
 @dataclass(frozen=True)
 class Ensemble:
     """Fields one C(r) is measured on, in the order its errors need (chain after chain for a
@@ -111,9 +122,7 @@ class Correlation(Analysis):
             bool, True, "also correct the flow samples by independence Metropolis with the action"
         ),
         "connected": Parameter(bool, False, "subtract ⟨φ⟩² (fields; images are always connected)"),
-        "symmetrize": Parameter(
-            bool, True, "sample the mirrored mixture ½[q(x) + q(−x)] (for actions even in φ)"
-        ),
+        **SYMMETRY_PARAMETERS,
         "r_min": Parameter(int, 1, "shortest distance in the fits (≥ 1)"),
         "resamples": Parameter(int, 200, "bootstrap resamples"),
         "batch_size": Parameter(int, 1024, "flow samples drawn at once"),
@@ -159,7 +168,7 @@ class Correlation(Analysis):
             lattice_size=model.data_shape[1],
             periodic=int(model.domain == "field"),
             connected=int(p["connected"] or model.domain != "field"),
-            symmetrized=int(p["symmetrize"] and model.action is not None),
+            mixture=mixture_name(context),
             r_min=p["r_min"],
             chi2_weighting="bootstrap covariance of C(r) between distances",
             **action_attrs(model),
@@ -222,12 +231,10 @@ def draw_ensembles(context: RunContext) -> list[Ensemble]:
             return ensembles
     elif model.action is not None and p["reference"]:
         ensembles.append(hmc_ensemble(context, p["inputs"]))
-    symmetrized = p["symmetrize"] and model.action is not None
-    x, log_q, action = run_flow_samples(
-        context, p["samples"], batch_size=p["batch_size"], symmetrize=symmetrized
-    )
+    x, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
     ess = math.nan if action is None else effective_sample_fraction(-action - log_q)
-    mirrored = ", mirrored mixture ½[q(x) + q(−x)]" if symmetrized else ""
+    mixture = mixture_name(context)
+    mirrored = f", {mixture}" if mixture else ""
     ensembles.append(Ensemble("flow", x, f"flow samples{mirrored}", 1, ess_fraction=ess))
     if p["metropolis"] and action is not None:
         chain = independence_metropolis(x, log_q, -action, generator=context.generator(1))
@@ -242,6 +249,18 @@ def draw_ensembles(context: RunContext) -> list[Ensemble]:
             )
         )
     return ensembles
+
+
+def mixture_name(context: RunContext) -> str:
+    """How the flow samples were symmetrised, for the report ("" when they were not)."""
+    p = context.parameters
+    if not (p["symmetrize"] and context.model.action is not None) or (
+        p["rotations"] == 1 and not p["conjugate"]
+    ):
+        return ""
+    if p["rotations"] == 2 and not p["conjugate"]:
+        return "mirrored mixture ½[q(x) + q(−x)]"
+    return f"mixture over Z_{p['rotations']} rotations" + (" and φ → φ*" if p["conjugate"] else "")
 
 
 def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
@@ -774,20 +793,66 @@ def image_verdict(dataset: xr.Dataset) -> str:
 
 
 def run_flow_samples(
-    context: RunContext, n: int, *, batch_size: int, symmetrize: bool
+    context: RunContext, n: int, *, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """flow_samples seeded by the run, drawn once per run: correlation and free_energy with the
-    same settings average over the same samples, so the second analysis reuses the first's."""
+    """flow_samples seeded by the run, drawn once per run, with the symmetrisation the
+    analysis' SYMMETRY_PARAMETERS ask for (none without an action): correlation and free_energy
+    with the same settings average over the same samples, so the second reuses the first's."""
+    p, model = context.parameters, context.model
+    group = (
+        symmetry_group(model.data_shape[0], p["rotations"], p["conjugate"])
+        if p["symmetrize"] and model.action is not None
+        else torch.eye(model.data_shape[0])[None]
+    )
     return context.once(
-        ("flow_samples", n, batch_size, symmetrize, context.seed),
+        ("flow_samples", n, batch_size, tuple(group.flatten().tolist()), context.seed),
         lambda: flow_samples(
-            context.model,
-            n,
-            batch_size=batch_size,
-            generator=context.generator(),
-            symmetrize=symmetrize,
+            model, n, batch_size=batch_size, generator=context.generator(), group=group
         ),
     )
+
+
+def symmetry_group(n_channels: int, rotations: int, conjugate: bool) -> torch.Tensor:
+    """(G, C, C) orthogonal maps of a site's components, the identity first: the rotations by
+    2πk/K of a two-component field (K = 2 is φ → −φ), and with `conjugate` each followed by
+    φ → φ* (the second component negated). One component has only ±1."""
+    if isinstance(rotations, bool) or not isinstance(rotations, int) or rotations < 1:
+        raise ValueError(f"rotations must be a positive integer, got {rotations!r}")
+    if n_channels == 1:
+        if rotations > 2 or conjugate:
+            raise ValueError(
+                "a one-component field has only the symmetry φ → −φ: use rotations=1 or 2 "
+                "and conjugate=false"
+            )
+        return torch.tensor([1.0, -1.0][:rotations]).reshape(-1, 1, 1).double()
+    if n_channels != 2:
+        raise ValueError(f"rotations and conjugate need 1 or 2 field components, not {n_channels}")
+    angles = 2 * math.pi * torch.arange(rotations, dtype=torch.float64) / rotations
+    cos, sin = angles.cos(), angles.sin()
+    group = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    if conjugate:
+        group = torch.cat([group, group @ torch.diag(torch.tensor([1.0, -1.0]).double())])
+    return group
+
+
+def _act(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Each site's components mapped: maps (C, C) for all fields or (B, C, C) one per field."""
+    pattern = "ij,bjxy->bixy" if maps.ndim == 2 else "bij,bjxy->bixy"
+    return torch.einsum(pattern, maps.to(x), x)
+
+
+def mixture_log_prob(
+    model: RGFlowModel,
+    x: torch.Tensor,
+    group: torch.Tensor,
+    *,
+    log_q_identity: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """ln q_G(x) = ln (1/|G|) Σ_g q(g x), the flow's density averaged over the maps of `group`
+    (identity first; its term may be given when known, as it is for the flow's own samples)."""
+    first = model.log_prob(x) if log_q_identity is None else log_q_identity
+    terms = [first] + [model.log_prob(_act(g, x)) for g in group[1:]]
+    return torch.logsumexp(torch.stack(terms), 0) - math.log(len(group))
 
 
 @torch.no_grad()
@@ -797,30 +862,35 @@ def flow_samples(
     *,
     batch_size: int,
     generator: torch.Generator,
-    symmetrize: bool,
+    group: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """n flow samples (float64, CPU) with log q(x), and S(x) when the model has an action.
 
-    With `symmetrize`, x is drawn from q_s(x) = ½[q(x) + q(−x)] (a random sign flip of a flow
-    sample). For an action even in φ, q_s is never further from exp(−S)/Z than q (KL is convex),
-    and NeuralRG trains its flows wrapped this way; an action that is not even is refused.
+    With a `group` G of more than the identity, x is drawn from the mixture
+    q_G(x) = (1/|G|) Σ_g q(g x): a flow sample x₀ mapped by a uniformly drawn g. Since G is a
+    group, q_G(h x₀) = (1/|G|) Σ_g q(g x₀) for every h, so its density needs |G| − 1 encodings
+    of x₀ besides the sample's own. For an action invariant under G, q_G is never further from
+    exp(−S)/Z than q (KL is convex); rotations spread a flow's pinned global O(2) phase, and
+    NeuralRG trains its flows wrapped in G = {±1}. An action that is not invariant is refused.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     fields, log_qs, actions = [], [], []
     for start in range(0, n, batch_size):
-        x, log_q = model.sample(
+        x0, log_q = model.sample(
             min(batch_size, n - start), generator=generator, return_log_prob=True
         )
-        if symmetrize:
-            log_q = torch.logaddexp(log_q, model.log_prob(-x)) - math.log(2)  # even in x
-            sign = 2 * torch.randint(0, 2, (len(x), 1, 1, 1), generator=generator) - 1
-            x = x * sign.to(x)
+        x = x0
+        if len(group) > 1:
+            log_q = mixture_log_prob(model, x0, group, log_q_identity=log_q)
+            pick = torch.randint(0, len(group), (len(x0),), generator=generator)
+            x = _act(group[pick], x0)
         if model.action is not None:
             action = model.action(x.double())
-            if symmetrize and not torch.allclose(model.action(-x.double()), action, rtol=1e-6):
+            if len(group) > 1 and not torch.allclose(model.action(x0.double()), action, rtol=1e-6):
                 raise ValueError(
-                    "symmetrize needs an action even in the field, S(−φ) = S(φ); "
+                    "symmetrize needs an action invariant under the mixed symmetries "
+                    "(S(−φ) = S(φ), and rotations/conjugation for O(2) fields); "
                     "set symmetrize=false for this model"
                 )
             actions.append(action.cpu())

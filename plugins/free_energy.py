@@ -31,7 +31,7 @@ from rginspect.physics import (
     ising_relaxation_log_z_offset,
 )
 
-from .correlation import action_attrs, run_flow_samples
+from .correlation import SYMMETRY_PARAMETERS, action_attrs, mixture_name, run_flow_samples
 
 
 class FreeEnergy(Analysis):
@@ -40,9 +40,7 @@ class FreeEnergy(Analysis):
     version = "1"
     parameters = {
         "samples": Parameter(int, 4096, "flow samples"),
-        "symmetrize": Parameter(
-            bool, True, "use the mirrored mixture ½[q(x) + q(−x)] (for actions even in φ)"
-        ),
+        **SYMMETRY_PARAMETERS,
         "batch_size": Parameter(int, 1024, "flow samples drawn at once"),
     }
     domains = ("field",)
@@ -58,9 +56,7 @@ class FreeEnergy(Analysis):
         model, p = context.model, context.parameters
         if p["samples"] < 2:
             raise ValueError(f"free_energy needs at least 2 samples, got {p['samples']}")
-        _, log_q, action = run_flow_samples(
-            context, p["samples"], batch_size=p["batch_size"], symmetrize=p["symmetrize"]
-        )
+        _, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
         log_w = (-action - log_q).numpy()
         if not np.isfinite(log_w).all():
             raise ValueError(
@@ -94,7 +90,7 @@ class FreeEnergy(Analysis):
             coords={"sample": np.arange(n)},
             attrs={
                 "source": "model samples",
-                "symmetrized": int(p["symmetrize"]),
+                "mixture": mixture_name(context),
                 "n_sites": n_sites,
                 **action_attrs(model),
             },
@@ -147,8 +143,8 @@ class FreeEnergy(Analysis):
                 " Fewer than 100 effective samples: ln Z is likely biased low and its error "
                 "underestimated; the flow misses part of exp(−S)."
             )
-        if dataset.attrs["symmetrized"]:
-            text += "\n\nq is the flow mixed with its mirror image, ½[q(x) + q(−x)]."
+        if dataset.attrs["mixture"]:
+            text += f"\n\nq is the flow as a {dataset.attrs['mixture']}."
         return Section(
             title="Free energy",
             how_to_read=(

@@ -3,11 +3,18 @@ against exact curves, and the Metropolis-corrected flow against HMC on the actio
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
-from rginspect_plugins.correlation import Correlation
+from rginspect_plugins.correlation import (
+    Correlation,
+    flow_samples,
+    mixture_log_prob,
+    symmetry_group,
+)
 
 from rginspect.analysis import RunContext
 from rginspect.data.specs import DataBatch
@@ -400,3 +407,58 @@ def test_vectorised_refits_equal_scipy_fits_of_each_resample(form):
         fit = fit_form(form, r, resamples[b], covariance, L)
         assert shape[b] == pytest.approx(fit.parameters[1], rel=1e-3, abs=1e-4)
         assert chi2[b] == pytest.approx(fit.chi2, rel=1e-3, abs=1e-6)
+
+
+class ShiftedGaussianFlow:
+    """A stand-in flow on a 1×1 lattice of two components: q = N(m, σ²) with m off the origin,
+    so that its global phase is pinned as a reverse-KL flow's is."""
+
+    domain, data_shape, action = "field", (2, 1, 1), None
+    mean, sigma = torch.tensor([1.5, 0.4]).double(), 0.5
+
+    def log_prob(self, x):
+        z = (x[:, :, 0, 0] - self.mean) / self.sigma
+        return -0.5 * (z * z).sum(1) - 2 * math.log(self.sigma) - math.log(2 * math.pi)
+
+    def sample(self, n, *, generator, return_log_prob):
+        noise = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        x = (self.mean + self.sigma * noise)[:, :, None, None]
+        return x, self.log_prob(x)
+
+
+@pytest.mark.parametrize(("rotations", "conjugate"), [(2, False), (8, False), (5, True)])
+def test_symmetrised_proposal_is_a_normalised_density_its_sampler_follows(rotations, conjugate):
+    """q_G = (1/|G|) Σ_g q(g x) over Z_K rotations (and φ → φ*) on one site: it integrates to 1
+    (2-D quadrature), is invariant under G, and flow_samples draws from it: the samples' mean and
+    second moment equal the mixture's, (1/|G|) Σ_g g⁻¹m and m·m + 2σ²."""
+    flow, group = ShiftedGaussianFlow(), symmetry_group(2, rotations, conjugate)
+    assert len(group) == rotations * (2 if conjugate else 1)
+    np.testing.assert_allclose(
+        group @ group.transpose(1, 2), np.broadcast_to(np.eye(2), group.shape), atol=1e-12
+    )
+    axis = torch.linspace(-4, 4, 801, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2, 1, 1)
+    density = mixture_log_prob(flow, grid, group).exp()
+    assert float(density.sum() * (axis[1] - axis[0]) ** 2) == pytest.approx(1, abs=1e-4)
+    for g in group:  # invariant under every element
+        moved = torch.einsum("ij,bjxy->bixy", g, grid[::997])
+        np.testing.assert_allclose(
+            mixture_log_prob(flow, moved, group),
+            mixture_log_prob(flow, grid[::997], group),
+            atol=1e-10,
+        )
+    x, log_q, _ = flow_samples(
+        flow, 40_000, batch_size=8192, generator=torch.Generator().manual_seed(0), group=group
+    )
+    np.testing.assert_allclose(log_q, mixture_log_prob(flow, x, group), atol=1e-10)
+    mixture_mean = torch.einsum("gji,j->i", group, flow.mean) / len(group)  # g⁻¹ = gᵀ
+    np.testing.assert_allclose(x[:, :, 0, 0].mean(0), mixture_mean, atol=4 * 1.6 / 200)
+    second = float((x * x).sum((1, 2, 3)).mean())
+    assert second == pytest.approx(float(flow.mean @ flow.mean) + 2 * flow.sigma**2, rel=0.01)
+
+
+def test_symmetry_group_refuses_what_a_field_does_not_have():
+    with pytest.raises(ValueError, match="only the symmetry φ → −φ"):
+        symmetry_group(1, 4, False)
+    with pytest.raises(ValueError, match="positive integer"):
+        symmetry_group(2, 0, False)

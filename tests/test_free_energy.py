@@ -86,7 +86,7 @@ def test_symmetrize_refuses_an_action_that_is_not_even():
             return super().forward(x) - x.sum((1, 2, 3))
 
     model = gaussian_flow(Tilted(4, mass2=1.0, stiffness=0.0))
-    with pytest.raises(ValueError, match="even in the field"):
+    with pytest.raises(ValueError, match="invariant under the mixed symmetries"):
         FreeEnergy().run(RunContext(model, DEFAULTS, seed=0))
     FreeEnergy().run(RunContext(model, {**DEFAULTS, "symmetrize": False}, seed=0))
 
