@@ -5,10 +5,11 @@ phase is uniform, not on the flow's own samples, which a reverse-KL flow often p
 
 A field with a U(1) symmetry has a soft global mode, the phase θ = arg Σ_x φ_x. An RG flow that
 learned the symmetry should carry it at the coarsest level, where one latent pair sees the whole
-lattice. Measured as the circular association between θ and the phase ψ of each top-level latent
-pair, and of the two leading principal directions of all top-level latents together:
-- circular correlation ρ (Jammalamadaka–SenGupta), in [−1, 1];
-- phase locking |⟨exp i(θ − ψ)⟩| and |⟨exp i(θ + ψ)⟩| (ψ may wind either way), 1 when θ = ±ψ + const.
+lattice. Measured as the phase locking of θ with the phase ψ of each top-level latent pair, and
+of the two leading principal directions of all top-level latents together: |⟨exp i(θ − ψ)⟩| and
+|⟨exp i(θ + ψ)⟩| (ψ may wind either way), 1 when θ = ±ψ + const. (A circular correlation such as
+Jammalamadaka–SenGupta's centres each phase on its circular mean, which a uniform phase does not
+have: the statistic then depends on noise in that mean, so it is not used.)
 Every site is part of Σφ, so any latent pair locks a little in a disordered field; the baseline is
 the median locking of the finest-level pairs, which sit below the RG and see one site each.
 """
@@ -27,8 +28,8 @@ from rginspect.model import RGFlowModel
 
 class Goldstone(Analysis):
     name = "goldstone"
-    description = "Circular correlation of the global O(2) phase with the top-level latents' phase"
-    version = "3"  # 2: `samples` renamed `inputs`; 3: noise from the phase's effective samples
+    description = "Phase locking of the global O(2) phase with the top-level latents' phase"
+    version = "4"  # 3: noise from the phase's effective samples; 4: no circular correlation
     parameters = {"inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples)")}
     domains = ("field",)
 
@@ -67,11 +68,6 @@ class Goldstone(Analysis):
         )
         return xr.Dataset(
             {
-                "circular_correlation": (
-                    "candidate",
-                    [circular_correlation(global_phase, psi) for psi in candidates],
-                    {"long_name": "Jammalamadaka–SenGupta circular correlation with θ"},
-                ),
                 "phase_locking": (
                     "candidate",
                     [max(phase_locking(global_phase, psi)) for psi in candidates],
@@ -122,7 +118,6 @@ class Goldstone(Analysis):
         table = pd.DataFrame(
             {
                 "latent phase": dataset.candidate.values,
-                "circular correlation": dataset.circular_correlation.values,
                 "phase locking": dataset.phase_locking.values,
             }
         )
@@ -169,13 +164,6 @@ def principal_phase(latents: np.ndarray) -> np.ndarray:
     _, _, directions = np.linalg.svd(centred, full_matrices=False)
     projected = centred @ directions[:2].T
     return np.arctan2(projected[:, 1], projected[:, 0])
-
-
-def circular_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Jammalamadaka–SenGupta ρ: correlation of sin(a − ā) and sin(b − b̄), circular means ā, b̄."""
-    da = np.sin(a - np.angle(np.mean(np.exp(1j * a))))
-    db = np.sin(b - np.angle(np.mean(np.exp(1j * b))))
-    return float(np.sum(da * db) / np.sqrt(np.sum(da**2) * np.sum(db**2)))
 
 
 def phase_locking(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
