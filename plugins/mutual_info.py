@@ -38,7 +38,7 @@ class MutualInfo(Analysis):
     parameters = {
         "inputs": Parameter(int, 4096, "inputs to encode"),
         "knn_pairs": Parameter(
-            int, 60, "scalar pairs checked with the k-nearest-neighbour estimator"
+            int, 30, "scalar pairs checked with the k-nearest-neighbour estimator (and shuffled)"
         ),
         "shuffles": Parameter(
             int, 3, "shuffled copies of the inputs for the total correlation floor"
