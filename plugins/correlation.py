@@ -48,6 +48,7 @@ from rginspect.physics.correlation import (
     CorrelationEstimate,
     chord_length,
     decaying_range,
+    enough_resamples,
     estimate_correlation,
     exponential_form,
     fit_correlation_length,
@@ -234,15 +235,15 @@ def draw_ensembles(context: RunContext) -> list[Ensemble]:
     x, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
     ess = math.nan if action is None else effective_sample_fraction(-action - log_q)
     mixture = mixture_name(context)
-    mirrored = f", {mixture}" if mixture else ""
-    ensembles.append(Ensemble("flow", x, f"flow samples{mirrored}", 1, ess_fraction=ess))
+    mixed = f", {mixture}" if mixture else ""
+    ensembles.append(Ensemble("flow", x, f"flow samples{mixed}", 1, ess_fraction=ess))
     if p["metropolis"] and action is not None:
         chain = independence_metropolis(x, log_q, -action, generator=context.generator(1))
         ensembles.append(
             Ensemble(
                 "flow + Metropolis",
                 chain.samples,
-                f"independence Metropolis on the flow samples{mirrored}",
+                f"independence Metropolis on the flow samples{mixed}",
                 None,
                 acceptance=chain.acceptance_rate,
                 ess_fraction=ess,
@@ -253,12 +254,10 @@ def draw_ensembles(context: RunContext) -> list[Ensemble]:
 
 def mixture_name(context: RunContext) -> str:
     """How the flow samples were symmetrised, for the report ("" when they were not)."""
-    p = context.parameters
-    if not (p["symmetrize"] and context.model.action is not None) or (
-        p["rotations"] == 1 and not p["conjugate"]
-    ):
+    p, size = context.parameters, len(proposal_group(context))
+    if size == 1:
         return ""
-    if p["rotations"] == 2 and not p["conjugate"]:
+    if size == 2 and not p["conjugate"]:
         return "mirrored mixture ½[q(x) + q(−x)]"
     return f"mixture over Z_{p['rotations']} rotations" + (" and φ → φ*" if p["conjugate"] else "")
 
@@ -477,7 +476,7 @@ def compare(
     )
     keep = fit_mask(estimate.distance, r_min)
     chi2 = math.nan
-    if min(len(estimate.resamples), len(ref_estimate.resamples)) > 2 * keep.sum():
+    if all(enough_resamples(e, int(keep.sum())) for e in (estimate, ref_estimate)):
         covariance = fit_covariance(
             estimate.resamples[:, keep], estimate.value[keep]
         ) + fit_covariance(ref_estimate.resamples[:, keep], ref_estimate.value[keep])
@@ -798,18 +797,22 @@ def run_flow_samples(
     """flow_samples seeded by the run, drawn once per run, with the symmetrisation the
     analysis' SYMMETRY_PARAMETERS ask for (none without an action): correlation and free_energy
     with the same settings average over the same samples, so the second reuses the first's."""
-    p, model = context.parameters, context.model
-    group = (
-        symmetry_group(model.data_shape[0], p["rotations"], p["conjugate"])
-        if p["symmetrize"] and model.action is not None
-        else torch.eye(model.data_shape[0])[None]
-    )
+    group = proposal_group(context)
     return context.once(
         ("flow_samples", n, batch_size, tuple(group.flatten().tolist()), context.seed),
         lambda: flow_samples(
-            model, n, batch_size=batch_size, generator=context.generator(), group=group
+            context.model, n, batch_size=batch_size, generator=context.generator(), group=group
         ),
     )
+
+
+def proposal_group(context: RunContext) -> torch.Tensor:
+    """The symmetries the analysis' SYMMETRY_PARAMETERS mix the flow over: symmetry_group when
+    `symmetrize` is on and the model has an action, else the identity alone."""
+    p, channels = context.parameters, context.model.data_shape[0]
+    if p["symmetrize"] and context.model.action is not None:
+        return symmetry_group(channels, p["rotations"], p["conjugate"])
+    return torch.eye(channels, dtype=torch.float64)[None]
 
 
 def symmetry_group(n_channels: int, rotations: int, conjugate: bool) -> torch.Tensor:

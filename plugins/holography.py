@@ -74,6 +74,11 @@ class Holography(Analysis):
             "flat": line_fit(flat[reliable], np.log(mi[reliable])),
         }
         chains = context.target_chains(settings["inputs"])
+        if chains is None:  # data: taken as independent inputs
+            bootstrap, effective = "inputs", float(len(vectors))
+        else:  # the slowest global mode bounds how many independent fields the chains hold
+            bootstrap = f"whole HMC chains ({chains.n_chains})"
+            effective = len(vectors) / max(max(chains.global_autocorrelation_times()), 1.0)
         radii = []
         for _ in range(settings["resamples"]):  # HMC: whole chains, so their correlation counts
             drawn = (
@@ -122,12 +127,8 @@ class Holography(Analysis):
             attrs={
                 "source": source,
                 "samples": len(vectors),
-                "bootstrap": "inputs"
-                if chains is None
-                else f"whole HMC chains ({chains.n_chains})",
-                "effective_samples": len(vectors)
-                if chains is None
-                else len(vectors) / max(max(chains.global_autocorrelation_times()), 1.0),
+                "bootstrap": bootstrap,
+                "effective_samples": effective,
                 "reliable_pairs": int(reliable.sum()),
                 "all_pairs": int(upper.sum()),
             },

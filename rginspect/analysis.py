@@ -102,8 +102,9 @@ class RunContext:
     ) -> tuple:
         """`function(x)` for a per-input map, computed over batches of x sized to the model's cost:
         the first batch is small and timed, each next one is scaled to take about
-        BATCH_SECONDS (at most twice the last, never fewer than the first). A small model runs in a few large batches, a paper-size one in batches that
-        bound its memory and move the progress bar. Returns function's outputs, concatenated
+        BATCH_SECONDS (at most twice the last, never fewer than the first). A small model runs in
+        a few large batches, a paper-size one in batches that bound its memory and move the
+        progress bar. Returns function's outputs, concatenated
         along the batch (outputs that are not tensors, such as a list per model, from the first
         batch)."""
         import torch

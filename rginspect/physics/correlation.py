@@ -153,9 +153,10 @@ def estimate_correlation(
     `block_length=None` sets it to ⌈2 τ_int⌉ of the per-sample C(1) series (for Markov chains and
     ensembles whose independence is not known), at most n/2; 1 is right for independent samples.
     Blocks shorter than 2 τ_int would make the errors too small, so none are capped shorter: a
-    chain too short for them is not `reliable` instead. `connected` subtracts the mean field's own two-point
-    function, with the mean recomputed in every resample: the site-averaged mean per channel on a
-    periodic lattice (translation invariance), the mean per pixel and channel otherwise (images).
+    chain too short for them is not `reliable` instead. `connected` subtracts the mean field's
+    own two-point function, with the mean recomputed in every resample: the site-averaged mean
+    per channel on a periodic lattice (translation invariance), the mean per pixel and channel
+    otherwise (images).
     `correlator` is the per-sample function: C(r) by default, or `zero_momentum_function`.
     `autocorrelation_time` is τ_int as the sampler measured it (across HMC chains, for the
     slowest observable); by default it is that of the per-sample C(1) series in the given order.
@@ -234,6 +235,12 @@ class FormFit:
     def __call__(self, r: np.ndarray, period: float | None = None) -> np.ndarray:
         function = exponential_form if self.form == "exponential" else power_form
         return function(r, *self.parameters, period)
+
+
+def enough_resamples(estimate: CorrelationEstimate, points: int) -> bool:
+    """Whether an estimate has enough bootstrap resamples (more than twice the distances) for
+    their covariance between `points` distances to weight a fit."""
+    return len(estimate.resamples) > 2 * points
 
 
 def fit_covariance(resamples: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -353,7 +360,7 @@ def fit_correlation_length(
     the 68% half-width of ξ refitted on every resample; for the zero-momentum correlator this is
     the inverse mass gap. NaN where the fit does not converge."""
     keep = fit_mask(estimate.distance, r_min)
-    if keep.sum() < MIN_FIT_POINTS or len(estimate.resamples) <= 2 * keep.sum():
+    if keep.sum() < MIN_FIT_POINTS or not enough_resamples(estimate, int(keep.sum())):
         return math.nan, math.nan
     r, covariance = (
         estimate.distance[keep],
@@ -460,7 +467,7 @@ def select_decay(
             f"{estimate.distance[-1] if r_max is None else r_max}; the fits need at least "
             f"{MIN_FIT_POINTS}: lower r_min (it must stay ≥ 1) or use a larger lattice"
         )
-    if len(estimate.resamples) <= 2 * keep.sum():
+    if not enough_resamples(estimate, int(keep.sum())):
         raise ValueError(
             f"{len(estimate.resamples)} bootstrap resamples cannot estimate the covariance of "
             f"C(r) at {int(keep.sum())} distances: use at least {2 * keep.sum() + 1} resamples"

@@ -116,9 +116,10 @@ def hmc(
     accepts per chain with min(1, exp(−ΔH)); a non-finite ΔH counts as a rejection. The first
     `n_burnin` steps are discarded, then every `thin`-th state of every chain is kept until
     `n_samples` are collected. `step_size=None` tunes the step during burn-in (stochastic
-    approximation on log step, from 0.1) so that the mean acceptance probability is
-    TARGET_ACCEPTANCE, and keeps it fixed afterwards, so the kept chains are exact HMC. Chains start at `x0` (n_chains, C, L, L) or at standard normal noise
-    on the generator's device; a generator must live on the same device as `x0`.
+    approximation on log step, from INITIAL_STEP) so that the mean acceptance probability is
+    TARGET_ACCEPTANCE, and keeps it fixed afterwards, so the kept chains are exact HMC. Chains
+    start at `x0` (n_chains, C, L, L) or at standard normal noise on the generator's device; a
+    generator must live on the same device as `x0`.
     """
     _positive_int("n_samples", n_samples)
     _positive_int("n_chains", n_chains)

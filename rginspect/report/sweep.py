@@ -150,21 +150,16 @@ def _panels(
             ax.set_yticks(range(len(categories)), categories, fontsize=7)
             ax.set_ylim(-0.5, len(categories) - 0.5 + 0.12 * (len(lines) - 1))
         else:
+            error = next((dataset[name + s] for s in ERROR_SUFFIXES if name + s in dataset), None)
             for ensemble, line in lines:
-                error = next(
-                    (
-                        dataset[name + s].sel(ensemble=ensemble).values
-                        if ensemble is not None
-                        else dataset[name + s].values
-                        for s in ERROR_SUFFIXES
-                        if name + s in dataset
-                    ),
-                    None,
-                )
+                if error is not None and ensemble is not None:
+                    line_error = error.sel(ensemble=ensemble).values
+                else:
+                    line_error = None if error is None else error.values
                 ax.errorbar(
                     x,
                     line.values,
-                    yerr=error,
+                    yerr=line_error,
                     marker="o",
                     ms=4,
                     capsize=2,
