@@ -90,7 +90,7 @@ def train_field(
     """
     torch.manual_seed(seed)
     n_sites = model.data_shape[1] * model.data_shape[2]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     record = TrainingRecord("free energy per site")
     model.train()

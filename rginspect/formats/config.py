@@ -15,16 +15,17 @@ import torch
 
 from ..errors import ArchitectureError, ArchitectureMismatchError, CheckpointValueError
 from ..model import DOMAINS
-from ..nn.architectures import ARCHITECTURES
+from ..nn.architectures import ARCHITECTURES, COUPLING_MASKS
 from ..nn.mera import full_depth
 from ..nn.priors import PRIORS
 from .checks import choice, integer, real
 
 FIX = "the file was edited or damaged; save the model again with rginspect.save"
 COMMON = ("architecture", "channels", "L", "prior", "domain", "prior_scale", "logit_constraint")
+OPTIONAL = {"prior_scale", "logit_constraint", "coupling_masks", "radial_bins"}
 PER_SUBLAYER = ("nlayers", "nresblocks", "nmlp", "nhidden")  # rgflow: one value per sublayer
 KEYS = {
-    "rgflow": {*COMMON, "kernel", *PER_SUBLAYER},
+    "rgflow": {*COMMON, "kernel", *PER_SUBLAYER, "coupling_masks", "radial_bins"},
     "neuralrg": {*COMMON, "nlayers", "nmlp", "nhidden", "nrepeat", "depth"},
 }
 
@@ -37,7 +38,7 @@ def checked_config(config: Any, state: Mapping[str, torch.Tensor], source: Path)
         )
     architecture = choice(config.get("architecture"), "config.architecture", source, ARCHITECTURES)
     unknown = sorted(map(str, set(config) - KEYS[architecture]))
-    missing = sorted(KEYS[architecture] - set(config) - {"prior_scale", "logit_constraint"})
+    missing = sorted(KEYS[architecture] - set(config) - OPTIONAL)
     if config.get("domain") == "image" and "logit_constraint" not in config:
         missing.append("logit_constraint")
     if unknown or missing:
@@ -68,6 +69,10 @@ def checked_config(config: Any, state: Mapping[str, torch.Tensor], source: Path)
         )
     if architecture == "rgflow":
         entry("kernel", minimum=2)
+        if "coupling_masks" in config:
+            choice(config["coupling_masks"], "config.coupling_masks", source, COUPLING_MASKS, FIX)
+        if "radial_bins" in config:
+            entry("radial_bins", minimum=2, maximum=256)
         n_sublayers = 2 * _depth(config["L"], config["kernel"], source)
         for key in PER_SUBLAYER:
             values = config[key]
@@ -104,7 +109,9 @@ def _check_sizes(
         else:
             couplings, per_net = config["nlayers"], config["nmlp"] + 1
         steps = 2 * couplings if rgflow else couplings  # RG-Flow applies each coupling twice
-        masks = state.get(f"flow.blocks.{s}.masks")
+        # a radial site map chains in front of the finest sublayer's couplings
+        chained = s == 0 and rgflow and "radial_bins" in config
+        masks = state.get(f"flow.blocks.{s}.{'steps.1.' if chained else ''}masks")
         if masks is None or tuple(masks.shape) != (steps, width):
             held = "none" if masks is None else tuple(masks.shape)
             raise ArchitectureMismatchError(

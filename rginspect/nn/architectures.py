@@ -16,12 +16,15 @@ import torch
 from torch import nn
 
 from ..errors import ArchitectureError
-from .conditioners import MLPConditioner, ResNetConditioner
-from .couplings import CouplingStack
+from .conditioners import MLPConditioner, ResNetConditioner, SplineConditioner
+from .couplings import CouplingStack, SplineCouplingStack
 from .mera import MERAFlow, MERAGeometry, full_depth
 from .priors import PRIORS, Prior
+from .sitemaps import BijectorChain, RadialSiteMap
+from .splines import IDENTITY_SLOPE_PARAMETER, spline_parameters
 
 ARCHITECTURES = ("rgflow", "neuralrg")
+COUPLING_MASKS = ("checkerboard", "checkerboard+components")
 
 
 def rgflow_config(
@@ -35,8 +38,18 @@ def rgflow_config(
     prior: str = "laplace",
     domain: str = "image",
     logit_constraint: float = 0.9,
+    coupling_masks: str = "checkerboard",
+    radial_bins: int = 0,
+    spline_bins: int = 0,
 ) -> dict[str, Any]:
-    """A complete rgflow config; per-level lists (one value per level) are expanded per sublayer."""
+    """A complete rgflow config; per-level lists (one value per level) are expanded per sublayer.
+
+    Field flows take two extensions (their defaults are RG-Flow's): `coupling_masks`
+    "checkerboard+components" alternates the checkerboard with masks that split each site's
+    components, so a coupling can shape one site's joint distribution; `radial_bins` > 0 puts a
+    per-site radial spline (rginspect.nn.sitemaps) at the data end of the flow; `spline_bins` > 0
+    makes every coupling a rational-quadratic spline of that many bins instead of affine.
+    """
     n_sublayers = 2 * full_depth(L, kernel)
     config = {
         "architecture": "rgflow",
@@ -55,6 +68,12 @@ def rgflow_config(
         config[name] = _per_sublayer(name, value, n_sublayers)
     if domain == "image":
         config["logit_constraint"] = logit_constraint
+    if coupling_masks != "checkerboard":
+        config["coupling_masks"] = coupling_masks
+    if radial_bins:
+        config["radial_bins"] = radial_bins
+    if spline_bins:
+        config["spline_bins"] = spline_bins
     return config
 
 
@@ -122,6 +141,10 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
     # the checkerboard in numpy: no tensor arithmetic on a meta-device skeleton (see conditioners)
     checker = (np.add.outer(np.arange(kernel), np.arange(kernel)) % 2 == 0).astype(np.float32)
     left = np.broadcast_to(checker, (channels, kernel, kernel)).ravel()
+    mask_pairs = [left]
+    if config.get("coupling_masks", "checkerboard") == "checkerboard+components":
+        first_half = (np.arange(channels) < (channels + 1) // 2).astype(np.float32)
+        mask_pairs.append(np.repeat(first_half, kernel**2))
     blocks = nn.ModuleList()
     for s in range(geometry.n_sublayers):
         n_layers = config["nlayers"][s]
@@ -138,12 +161,42 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
                 for _ in range(n_layers)
             )
 
-        masks = torch.from_numpy(np.stack([left, 1 - left] * n_layers))
+        pairs = [mask_pairs[j % len(mask_pairs)] for j in range(n_layers)]
+        masks = torch.from_numpy(np.stack([m for mask in pairs for m in (mask, 1 - mask)]))
         net_of_step = [j for j in range(n_layers) for _ in range(2)]
-        blocks.append(
-            CouplingStack(masks, nets(True), nets(False), net_of_step, encode_pushes=True)
-        )
+        if config.get("spline_bins", 0):
+            block = _spline_couplings(masks, width, config, s)
+        else:
+            block = CouplingStack(masks, nets(True), nets(False), net_of_step, encode_pushes=True)
+        if s == 0 and config.get("radial_bins", 0):
+            # the finest disentangler's blocks tile the lattice: one radial map per site, last
+            # when decoding, and the rows (hence the structural cone) stay those of the couplings
+            block = BijectorChain([RadialSiteMap(channels, config["radial_bins"]), block])
+        blocks.append(block)
     return MERAFlow(geometry, channels, blocks, grouping="block")
+
+
+SPLINE_BOUND = 5.0  # latent-space values beyond ±5 (prior tails) pass through unchanged
+
+
+def _spline_couplings(
+    masks: torch.Tensor, width: int, config: dict[str, Any], sublayer: int
+) -> SplineCouplingStack:
+    n_bins = config["spline_bins"]
+    identity = torch.cat(
+        [torch.zeros(2 * n_bins), torch.full((n_bins - 1,), IDENTITY_SLOPE_PARAMETER)]
+    )
+    nets = nn.ModuleList(
+        SplineConditioner(
+            width,
+            config["nhidden"][sublayer],
+            config["nmlp"][sublayer],
+            spline_parameters(n_bins),
+            identity,
+        )
+        for _ in masks
+    )
+    return SplineCouplingStack(masks, nets, SPLINE_BOUND)
 
 
 def _build_neuralrg(config: dict[str, Any]) -> MERAFlow:

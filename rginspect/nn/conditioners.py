@@ -129,3 +129,28 @@ class MLPConditioner(nn.Module):
         for layer in self.layerList:
             x = layer(x)
         return x
+
+
+class SplineConditioner(nn.Module):
+    """Swish MLP from a row's kept entries to 3K−1 spline parameters per entry. The last layer
+    starts at zero and the output is offset to the identity spline, so a new coupling is the
+    identity, as the affine couplings' zero-initialised scales make them."""
+
+    def __init__(
+        self, width: int, hidden: int, n_mlp: int, n_parameters: int, identity: torch.Tensor
+    ) -> None:
+        super().__init__()
+        widths = [width] + [hidden] * n_mlp
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(widths):
+            layers += [WeightNormLinear(a, b), Swish(b)]
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(hidden if n_mlp else width, width * n_parameters)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.register_buffer("identity", identity.clone())
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parameters = self.out(self.hidden(x)).reshape(x.shape[0], self.width, -1)
+        return parameters + self.identity
