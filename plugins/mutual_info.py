@@ -45,6 +45,15 @@ class MutualInfo(Analysis):
         ),
     }
 
+    def applies_to(self, model: RGFlowModel) -> str | None:
+        reason = super().applies_to(model)
+        if reason is None and not (model.latent_level == model.latent_level[:1]).all():
+            reason = (
+                "it treats each site's channels as one latent of one RG level; this model's "
+                "channels at a site belong to different levels (squeezed levels, as in a Glow)"
+            )
+        return reason
+
     def memory_estimate(self, model: RGFlowModel, parameters: dict) -> int:
         return pairwise_mi_bytes(model)
 

@@ -43,6 +43,10 @@ class ArchitectureError(RGInspectError):
     """An architecture cannot be built from the given settings (bad size, kernel, unknown option)."""
 
 
+class MissingDependencyError(RGInspectError):
+    """A format or feature needs an optional package that is not installed (an extra of rginspect)."""
+
+
 class DataSpecError(RGInspectError):
     """A --data specification cannot be read or does not fit the model."""
 

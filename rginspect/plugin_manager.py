@@ -20,11 +20,11 @@ VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 @functools.cache
 def plugin_manager() -> pluggy.PluginManager:
-    from .formats import native, neuralrg, python_module, rgflow
+    from .formats import native, neuralrg, normflows, python_module, rgflow
 
     manager = pluggy.PluginManager("rginspect")
     manager.add_hookspecs(hooks)
-    for module in (native, rgflow, neuralrg, python_module):
+    for module in (native, rgflow, neuralrg, python_module, normflows):
         manager.register(module)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return manager
