@@ -14,6 +14,17 @@ import click
 
 from . import __version__
 from .errors import RGInspectError
+from .training_settings import (
+    FIELD_ANNEAL,
+    FIELD_COUPLING_MASKS,
+    FIELD_GROW_FRACTION,
+    FIELD_RADIAL_BINS,
+    FIELD_SPLINE_BINS,
+    FIELD_TRAINING,
+    GROW_FROM_L,
+    IMAGE_TRAINING,
+    TrainingSettings,
+)
 
 
 class RGInspectGroup(click.Group):
@@ -292,7 +303,9 @@ def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
 @click.option("--lamb", help="φ⁴ λ, or a range.")
 @click.option("--temperature", help="Ising T, or a range.")
 @click.option("--beta", help="XY β, or a range.")
-@click.option("--steps", default=2000, show_default=True, help="Training steps per model.")
+@click.option(
+    "--steps", default=FIELD_TRAINING.steps, show_default=True, help="Training steps per model."
+)
 def sweep_command(
     checkpoints, out, data, scheduler, train_kind, action_name, L, steps, **options
 ) -> None:
@@ -471,33 +484,64 @@ def train() -> None:
     """Train a small RG flow and write a native checkpoint."""
 
 
-common_training = [
-    click.option("--steps", default=2000, show_default=True, help="Optimizer steps."),
-    click.option("--batch-size", default=64, show_default=True),
-    click.option("--lr", default=1e-3, show_default=True, help="Learning rate."),
-    click.option("--seed", default=0, show_default=True),
-    click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
-    click.option(
-        "--nlayers", default="2", show_default=True, help="Couplings per block (n or a,b,..)."
-    ),
-    click.option("--nmlp", default="1", show_default=True, help="Hidden layers per conditioner."),
-    click.option("--nhidden", default="64", show_default=True, help="Conditioner width."),
-    click.option("--nresblocks", default="1", show_default=True, help="Residual blocks (rgflow)."),
-    click.option(
-        "-o",
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="Where to write the checkpoint (.pt or .safetensors).",
-    ),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
-]
+def training_options(defaults: Any):
+    """The options `train image` and `train field` share, with that command's defaults (a
+    TrainingSettings)."""
 
+    def sizes(value: int | list[int]) -> str:
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
-def training_options(function):
-    for option in reversed(common_training):
-        function = option(function)
-    return function
+    options = [
+        click.option("--steps", default=defaults.steps, show_default=True, help="Optimizer steps."),
+        click.option(
+            "--batch-size",
+            default=defaults.batch_size,
+            show_default=True,
+            help="Samples per step (train field: on an 8×8 lattice; L×L draws (8/L)² times as many).",
+        ),
+        click.option("--lr", default=defaults.lr, show_default=True, help="Learning rate."),
+        click.option("--seed", default=defaults.seed, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+        click.option(
+            "--nlayers",
+            default=sizes(defaults.nlayers),
+            show_default=True,
+            help="Couplings per block (n or a,b,..).",
+        ),
+        click.option(
+            "--nmlp",
+            default=sizes(defaults.nmlp),
+            show_default=True,
+            help="Hidden layers per conditioner.",
+        ),
+        click.option(
+            "--nhidden",
+            default=sizes(defaults.nhidden),
+            show_default=True,
+            help="Conditioner width.",
+        ),
+        click.option(
+            "--nresblocks",
+            default=sizes(defaults.nresblocks),
+            show_default=True,
+            help="Residual blocks (rgflow).",
+        ),
+        click.option(
+            "-o",
+            "--out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help="Where to write the checkpoint (.pt or .safetensors).",
+        ),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
 @train.command("image")
@@ -506,13 +550,10 @@ def training_options(function):
 )
 @click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA.")
 @click.option(
-    "--nresblocks", default="1", show_default=True, help="Residual blocks per conditioner."
-)
-@click.option(
     "--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True
 )
 @click.option("--weight-decay", default=5e-2, show_default=True)
-@training_options
+@training_options(IMAGE_TRAINING)
 def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
     """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
     from .train import train_image_checkpoint
@@ -546,11 +587,35 @@ def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
 @click.option("--nrepeat", default=1, show_default=True, help="MERA layers per level (neuralrg).")
 @click.option(
     "--anneal",
-    default=0.5,
+    default=FIELD_ANNEAL,
     show_default=True,
     help="Fraction of the steps over which the action's weight rises from 0.2 to 1.",
 )
-@training_options
+@click.option(
+    "--coupling-masks",
+    default=FIELD_COUPLING_MASKS,
+    show_default=True,
+    help="rgflow: checkerboard, or checkerboard+components to split each site's components too.",
+)
+@click.option(
+    "--radial-bins",
+    default=FIELD_RADIAL_BINS,
+    show_default=True,
+    help="rgflow: bins of the per-site radial spline (U(1)-equivariant); 0 for none.",
+)
+@click.option(
+    "--spline-bins",
+    default=FIELD_SPLINE_BINS,
+    show_default=True,
+    help="rgflow: rational-quadratic spline couplings of this many bins; 0 for affine.",
+)
+@click.option(
+    "--grow-fraction",
+    default=FIELD_GROW_FRACTION,
+    show_default=True,
+    help=f"rgflow, L > {GROW_FROM_L}: share of the steps trained on L={GROW_FROM_L} first.",
+)
+@training_options(FIELD_TRAINING)
 def train_field_command(
     action_name, L, kappa, lamb, T, beta, architecture, kernel, nrepeat, anneal, **options
 ) -> None:
@@ -576,6 +641,8 @@ def train_field_command(
         kernel=kernel,
         nrepeat=nrepeat,
         anneal=anneal,
+        **{key: options.pop(key) for key in ("coupling_masks", "radial_bins", "spline_bins")},
+        grow_fraction=options.pop("grow_fraction"),
     )
     _report_written(model, options["out"])
 
@@ -585,8 +652,6 @@ def _layer_settings(options: dict[str, Any]) -> dict[str, int | list[int]]:
 
 
 def _training_settings(options: dict[str, Any], layers: dict[str, int | list[int]]):
-    from .train import TrainingSettings
-
     return TrainingSettings(
         **layers,
         **{key: options[key] for key in ("steps", "batch_size", "lr", "seed")},

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,8 @@ def run_training(job: dict[str, Any], threads: int | None = 1) -> str:
     a cluster); returns the path it wrote."""
     import torch
 
-    from .train import TrainingSettings, train_field_checkpoint
+    from .train import train_field_checkpoint
+    from .training_settings import FIELD_TRAINING, TrainingSettings
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -107,5 +109,6 @@ def run_training(job: dict[str, Any], threads: int | None = 1) -> str:
         key: value for key, value in job.items() if key in TrainingSettings.__dataclass_fields__
     }
     own = {key: value for key, value in job.items() if key not in shared and key != "out"}
-    train_field_checkpoint(Path(job["out"]), TrainingSettings(**shared, progress=False), **own)
+    settings = replace(FIELD_TRAINING, **shared, progress=False)
+    train_field_checkpoint(Path(job["out"]), settings, **own)
     return job["out"]

@@ -18,7 +18,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .formats.config import PER_SUBLAYER
 from .model import RGFlowModel
+from .training_settings import (
+    FIELD_ANNEAL,
+    FIELD_COUPLING_MASKS,
+    FIELD_GROW_FRACTION,
+    FIELD_RADIAL_BINS,
+    FIELD_SPLINE_BINS,
+    FIELD_TRAINING,
+    GROW_FROM_L,
+    IMAGE_TRAINING,
+    TrainingSettings,
+)
 
 
 @dataclass
@@ -28,10 +40,28 @@ class TrainingRecord:
     unit: str
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    # field flows: sampler quality measured along the way, one dict per measurement
+    quality: list[dict[str, float | int]] = field(default_factory=list)
 
     def log(self, step: int, loss: float) -> None:
         self.steps.append(step)
         self.losses.append(loss)
+
+    @classmethod
+    def joined(cls, records: list[TrainingRecord]) -> TrainingRecord:
+        """Records of consecutive stages as one, steps counted on from stage to stage."""
+        joined = cls(records[0].unit)
+        for record in records:
+            offset = joined.steps[-1] if joined.steps else 0
+            for step, loss in zip(record.steps, record.losses, strict=True):
+                joined.log(offset + step, loss)
+            joined.quality += [{**q, "step": offset + q["step"]} for q in record.quality]
+        return joined
+
+    def quality_curve(self) -> dict[str, list[float | int]]:
+        """The quality measurements as columns (JSON-able)."""
+        keys = self.quality[0].keys() if self.quality else ()
+        return {key: [q[key] for q in self.quality] for key in keys}
 
 
 def bits_per_dim(model: RGFlowModel, images01: torch.Tensor, generator=None) -> torch.Tensor:
@@ -79,6 +109,7 @@ def train_field(
     lr: float = 1e-3,
     seed: int = 0,
     anneal: float = 0.0,
+    quality_every: int = 0,
     progress: bool = True,
 ) -> TrainingRecord:
     """Reverse KL to exp(−S)/Z: minimise F_q = ⟨ln q(x) + S(x)⟩ over x ~ q, per site (NeuralRG).
@@ -86,7 +117,8 @@ def train_field(
     Reverse KL seeks modes: in an ordered or critical phase the flow can collapse onto one
     direction of a symmetric system. With `anneal` > 0 the action is scaled by β rising linearly
     from 0.2 to 1 over that fraction of the steps, so the flow first learns the disordered,
-    symmetric distribution and follows it as it orders.
+    symmetric distribution and follows it as it orders. With `quality_every` > 0 the sampler
+    quality (on QUALITY_CURVE_SAMPLES samples) is recorded every that many steps.
     """
     torch.manual_seed(seed)
     n_sites = model.data_shape[1] * model.data_shape[2]
@@ -105,37 +137,84 @@ def train_field(
             scheduler.step()
             record.log(step, loss.item())
             bar.set_postfix(free_energy=f"{loss.item():.4f}")
+            if quality_every and step % quality_every == 0:
+                model.eval()
+                quality = sampler_quality(model, QUALITY_CURVE_SAMPLES).as_dict()
+                record.quality.append({"step": step, "L": model.data_shape[-1], **quality})
+                model.train()
     model.eval()
     return record
 
 
+QUALITY_CURVE_SAMPLES = 1024  # per point of a training run's quality curve
+
+
 @dataclass(frozen=True)
-class TrainingSettings:
-    """What `rginspect train image` and `train field` share: the conditioner sizes (one value,
-    one per level or one per sublayer) and the optimisation."""
+class SamplerQuality:
+    """How well a field flow's proposal samples exp(−S)/Z, from n independent proposals.
 
-    nlayers: int | list[int] = 2
-    nresblocks: int | list[int] = 1
-    nmlp: int | list[int] = 1
-    nhidden: int | list[int] = 64
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
+    acceptance: independence-Metropolis acceptance; ess_fraction: Kish's ESS/N of the importance
+    weights p/q; kl_per_site: KL(q‖p)/sites = (⟨ln q + S⟩_q + ln Z)/sites with ln Z
+    importance-sampled from the same samples (so it reads low when ESS is tiny). The proposal is
+    the flow itself, or its mixture over `group_size` symmetry maps (rginspect.physics.proposals).
+    """
 
-    def sizes(self) -> dict[str, int | list[int]]:
-        return {key: getattr(self, key) for key in ("nlayers", "nresblocks", "nmlp", "nhidden")}
+    acceptance: float
+    ess_fraction: float
+    kl_per_site: float
+    free_energy_per_site: float  # ⟨ln q + S⟩_q / sites, the training loss at β = 1
+    group_size: int
+    n_samples: int
 
-    def optimisation(self) -> dict[str, Any]:
-        """The settings a checkpoint's provenance records and the trainers take."""
-        return {key: getattr(self, key) for key in ("steps", "batch_size", "lr", "seed")}
+    def as_dict(self) -> dict[str, float | int]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+@torch.no_grad()
+def sampler_quality(
+    model: RGFlowModel, n_samples: int = 4096, seed: int = 1, group: torch.Tensor | None = None
+) -> SamplerQuality:
+    """The numbers that say whether a trained field flow (or its mixture over the site maps of
+    `group`, see rginspect.physics.proposals) is a usable sampler of its action."""
+    from scipy.special import logsumexp
+
+    from .physics import effective_sample_fraction, independence_metropolis
+    from .physics.proposals import flow_samples
+
+    group = torch.eye(model.data_shape[0], dtype=torch.float64)[None] if group is None else group
+    generator = torch.Generator(model.prior.scale.device).manual_seed(seed)
+    x, log_q, action = flow_samples(
+        model, n_samples, batch_size=1024, generator=generator, group=group
+    )
+    chain = independence_metropolis(
+        x, log_q, -action, generator=torch.Generator().manual_seed(seed)
+    )
+    log_w = (-action - log_q).numpy()
+    n_sites = model.data_shape[1] * model.data_shape[2]
+    log_z = float(logsumexp(log_w) - math.log(n_samples))
+    return SamplerQuality(
+        acceptance=chain.acceptance_rate,
+        ess_fraction=effective_sample_fraction(log_w),
+        kl_per_site=float(log_z - log_w.mean()) / n_sites,
+        free_energy_per_site=float(-log_w.mean()) / n_sites,
+        group_size=len(group),
+        n_samples=n_samples,
+    )
+
+
+def field_symmetries(n_channels: int) -> torch.Tensor | None:
+    """The global symmetry maps a trained field flow's proposal is mixed over in its recorded
+    quality: Z_8 rotations and φ → φ* for two components, φ → −φ for one."""
+    from .physics.proposals import symmetry_group
+
+    if n_channels == 2:
+        return symmetry_group(2, 8, conjugate=True)
+    return symmetry_group(1, 2, conjugate=False) if n_channels == 1 else None
 
 
 def train_image_checkpoint(
     out: Path,
-    settings: TrainingSettings = TrainingSettings(),
+    settings: TrainingSettings = IMAGE_TRAINING,
     *,
     data: str = "msds1:10000",
     kernel: int = 4,
@@ -175,16 +254,28 @@ def train_image_checkpoint(
 
 def train_field_checkpoint(
     out: Path,
-    settings: TrainingSettings = TrainingSettings(),
+    settings: TrainingSettings = FIELD_TRAINING,
     *,
     action: dict[str, Any],
     architecture: str = "rgflow",
     kernel: int = 2,
     nrepeat: int = 1,
-    anneal: float = 0.5,
+    anneal: float = FIELD_ANNEAL,
+    coupling_masks: str = FIELD_COUPLING_MASKS,
+    radial_bins: int = FIELD_RADIAL_BINS,
+    spline_bins: int = FIELD_SPLINE_BINS,
+    grow_fraction: float = FIELD_GROW_FRACTION,
+    quality_every: int = 0,
 ) -> RGFlowModel:
     """`rginspect train field` as a function: a flow for the action `{"name": ..., "L": ...,
-    couplings}`, trained by reverse KL and written to `out`. Sweep workers call this."""
+    couplings}`, trained by reverse KL and written to `out`. Sweep workers call this.
+
+    `settings.batch_size` is the batch on an L = GROW_FROM_L lattice; other lattices draw as many
+    samples as keep samples × sites the same, and with it the gradient's noise per site. RG-Flow
+    flows on L > GROW_FROM_L spend `grow_fraction` of the steps on an L = GROW_FROM_L lattice of
+    the same action first, then train the grown model (`grown_model`) on L. The sampler quality of
+    the result (plain, and mixed over the field's global symmetries) goes into its provenance.
+    """
     from .nn.architectures import neuralrg_config, rgflow_config
     from .physics import build_action
 
@@ -198,16 +289,89 @@ def train_field_checkpoint(
         config = neuralrg_config(**shape, **sizes, nrepeat=nrepeat)
     else:
         config = rgflow_config(
-            **shape, kernel=kernel, **settings.sizes(), prior="gaussian", domain="field"
+            **shape,
+            kernel=kernel,
+            **settings.sizes(),
+            prior="gaussian",
+            domain="field",
+            coupling_masks=coupling_masks,
+            radial_bins=radial_bins,
+            spline_bins=spline_bins,
         )
-    model = _initial_model(config, settings, action=built)
-    record = train_field(
-        model, anneal=anneal, progress=settings.progress, **settings.optimisation()
+    grows = (
+        architecture == "rgflow"
+        and 0 < grow_fraction < 1
+        and built.L > GROW_FROM_L >= kernel
+        and settings.steps >= 2
     )
-    recorded = {"action": built.config(), "anneal": anneal, **settings.optimisation()}
+    stages = [(built.L, settings.steps)]
+    model = None
+    if grows:
+        small_steps = round(grow_fraction * settings.steps)
+        stages = [(GROW_FROM_L, small_steps), (built.L, settings.steps - small_steps)]
+    records = []
+    for L, steps in stages:
+        stage_action = build_action({**built.config(), "L": L})
+        stage_config = _smaller_lattice(config, L)
+        if model is None:
+            model = _initial_model(stage_config, settings, action=stage_action)
+        else:
+            model = grown_model(model, stage_config, stage_action).to(settings.device)
+        records.append(
+            train_field(
+                model,
+                steps=steps,
+                batch_size=max(1, round(settings.batch_size * (GROW_FROM_L / L) ** 2)),
+                lr=settings.lr,
+                seed=settings.seed,
+                anneal=anneal if len(records) == 0 else 0.0,
+                quality_every=quality_every,
+                progress=settings.progress,
+            )
+        )
+    record = TrainingRecord.joined(records)
+    group = field_symmetries(built.n_channels)
+    recorded = {
+        "action": built.config(),
+        "anneal": anneal,
+        **settings.optimisation(),
+        "grown_from_L": GROW_FROM_L if grows else None,
+        "sampler_quality": sampler_quality(model).as_dict(),
+        "symmetrized_sampler_quality": None
+        if group is None
+        else sampler_quality(model, group=group).as_dict(),
+        "sampler_quality_curve": record.quality_curve(),
+    }
     return _save_trained(
         model, out, training_provenance("train field", record, started, **recorded)
     )
+
+
+def _smaller_lattice(config: dict[str, Any], L: int) -> dict[str, Any]:
+    """`config` on an L lattice no larger: the per-sublayer sizes of the sublayers it has."""
+    if L == config["L"]:
+        return config
+    from .nn.mera import full_depth
+
+    n_sublayers = 2 * full_depth(L, config["kernel"])
+    cut = {key: config[key][:n_sublayers] for key in PER_SUBLAYER}
+    return {**config, "L": L, **cut}
+
+
+def grown_model(small: RGFlowModel, config: dict[str, Any], action: torch.nn.Module) -> RGFlowModel:
+    """A flow of `config` (a larger L) whose finer levels are those of `small`.
+
+    An RG-Flow sublayer applies one bijector to every block of its level, whatever L, so sublayer
+    s of the small lattice is sublayer s of the large one; the levels the small lattice lacks start
+    as the identity, as a new flow does.
+    """
+    model = RGFlowModel.from_config(config, action=action)
+    state = model.state_dict()
+    for key, value in small.state_dict().items():
+        if key.startswith("flow.blocks.") and state[key].shape == value.shape:
+            state[key] = value
+    model.load_state_dict(state)
+    return model
 
 
 def _initial_model(

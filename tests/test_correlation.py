@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from rginspect_plugins.correlation import (
-    Correlation,
-    flow_samples,
-    mixture_log_prob,
-    symmetry_group,
-)
+from rginspect_plugins.correlation import Correlation
 
 from rginspect.analysis import RunContext
 from rginspect.data.specs import DataBatch
@@ -39,6 +34,7 @@ from rginspect.physics.correlation import (
     two_point_function,
     zero_momentum_function,
 )
+from rginspect.physics.proposals import flow_samples, mixture_log_prob, symmetry_group
 from rginspect.train import train_field
 
 rng = np.random.default_rng(0)

@@ -106,7 +106,9 @@ def test_cluster_sweep_equals_the_serial_sweep(cluster, checkpoints, tmp_path):
     assert set(gathered) == {"summary", "correlation"}
     for name, dataset in expected.items():
         assert list(gathered[name].kappa.values) == list(KAPPAS)
-        xr.testing.assert_allclose(gathered[name], dataset, rtol=1e-6)
+        # workers run one thread, the serial sweep several: float32 sums differ in the last bits,
+        # and a fitted ξ near its lower bound (0.037 for these untrained flows) moves by ~1e-6
+        xr.testing.assert_allclose(gathered[name], dataset, rtol=1e-5)
     # one task per (checkpoint, analysis), each in its own folder
     assert sorted(p.name for p in (tmp_path / "cluster" / "phi4_k0.2").iterdir()) == [
         "correlation",

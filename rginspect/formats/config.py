@@ -22,10 +22,11 @@ from .checks import choice, integer, real
 
 FIX = "the file was edited or damaged; save the model again with rginspect.save"
 COMMON = ("architecture", "channels", "L", "prior", "domain", "prior_scale", "logit_constraint")
-OPTIONAL = {"prior_scale", "logit_constraint", "coupling_masks", "radial_bins"}
+FIELD_FLOW_OPTIONS = ("coupling_masks", "radial_bins", "spline_bins")  # see rgflow_config
+OPTIONAL = {"prior_scale", "logit_constraint", *FIELD_FLOW_OPTIONS}
 PER_SUBLAYER = ("nlayers", "nresblocks", "nmlp", "nhidden")  # rgflow: one value per sublayer
 KEYS = {
-    "rgflow": {*COMMON, "kernel", *PER_SUBLAYER, "coupling_masks", "radial_bins"},
+    "rgflow": {*COMMON, "kernel", *PER_SUBLAYER, *FIELD_FLOW_OPTIONS},
     "neuralrg": {*COMMON, "nlayers", "nmlp", "nhidden", "nrepeat", "depth"},
 }
 
@@ -71,8 +72,9 @@ def checked_config(config: Any, state: Mapping[str, torch.Tensor], source: Path)
         entry("kernel", minimum=2)
         if "coupling_masks" in config:
             choice(config["coupling_masks"], "config.coupling_masks", source, COUPLING_MASKS, FIX)
-        if "radial_bins" in config:
-            entry("radial_bins", minimum=2, maximum=256)
+        for bins in ("radial_bins", "spline_bins"):
+            if bins in config:
+                entry(bins, minimum=2, maximum=256)
         n_sublayers = 2 * _depth(config["L"], config["kernel"], source)
         for key in PER_SUBLAYER:
             values = config[key]
@@ -102,10 +104,10 @@ def _check_sizes(
     linears = 0
     for s in range(n_sublayers):
         if rgflow:
-            couplings, per_net = (
-                config["nlayers"][s],
-                config["nresblocks"][s] * (config["nmlp"][s] + 1),
-            )
+            couplings = config["nlayers"][s]
+            # a spline coupling's net is one MLP; an affine one's, residual blocks of MLPs
+            blocks = 1 if "spline_bins" in config else config["nresblocks"][s]
+            per_net = blocks * (config["nmlp"][s] + 1)
         else:
             couplings, per_net = config["nlayers"], config["nmlp"] + 1
         steps = 2 * couplings if rgflow else couplings  # RG-Flow applies each coupling twice

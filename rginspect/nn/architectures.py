@@ -44,12 +44,20 @@ def rgflow_config(
 ) -> dict[str, Any]:
     """A complete rgflow config; per-level lists (one value per level) are expanded per sublayer.
 
-    Field flows take two extensions (their defaults are RG-Flow's): `coupling_masks`
+    Field flows take three extensions (their defaults are RG-Flow's): `coupling_masks`
     "checkerboard+components" alternates the checkerboard with masks that split each site's
-    components, so a coupling can shape one site's joint distribution; `radial_bins` > 0 puts a
-    per-site radial spline (rginspect.nn.sitemaps) at the data end of the flow; `spline_bins` > 0
-    makes every coupling a rational-quadratic spline of that many bins instead of affine.
+    components (of fields with more than one), so a coupling can shape one site's joint
+    distribution; `radial_bins` > 0 puts a per-site radial spline (rginspect.nn.sitemaps) at the
+    data end of the flow; `spline_bins` > 0 makes every coupling a rational-quadratic spline of
+    that many bins instead of affine.
     """
+    if coupling_masks not in COUPLING_MASKS:
+        raise ArchitectureError(
+            f"unknown coupling masks {coupling_masks!r}; known: {', '.join(COUPLING_MASKS)}"
+        )
+    for name, bins in (("radial_bins", radial_bins), ("spline_bins", spline_bins)):
+        if bins and not 2 <= bins <= 256:
+            raise ArchitectureError(f"{name} must be 0 (none) or 2..256, not {bins}")
     n_sublayers = 2 * full_depth(L, kernel)
     config = {
         "architecture": "rgflow",
@@ -142,7 +150,7 @@ def _build_rgflow(config: dict[str, Any]) -> MERAFlow:
     checker = (np.add.outer(np.arange(kernel), np.arange(kernel)) % 2 == 0).astype(np.float32)
     left = np.broadcast_to(checker, (channels, kernel, kernel)).ravel()
     mask_pairs = [left]
-    if config.get("coupling_masks", "checkerboard") == "checkerboard+components":
+    if config.get("coupling_masks", "checkerboard") == "checkerboard+components" and channels > 1:
         first_half = (np.arange(channels) < (channels + 1) // 2).astype(np.float32)
         mask_pairs.append(np.repeat(first_half, kernel**2))
     blocks = nn.ModuleList()
