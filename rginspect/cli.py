@@ -40,11 +40,11 @@ def _int_list(value: str) -> int | list[int]:
     return numbers[0] if len(numbers) == 1 else numbers
 
 
-def _one_int(value: str, name: str) -> int:
+def _one_int(value: str, name: str, architecture: str = "NeuralRG") -> int:
     number = _int_list(value)
     if not isinstance(number, int):
         raise click.BadParameter(
-            f"the NeuralRG architecture takes one number, not {value!r}", param_hint=name
+            f"the {architecture} architecture takes one number, not {value!r}", param_hint=name
         )
     return number
 
@@ -504,25 +504,60 @@ def training_options(function):
 @click.option(
     "--data", default="msds1:10000", show_default=True, help="msds1[:N], msds2[:N], digits..."
 )
-@click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA.")
 @click.option(
-    "--nresblocks", default="1", show_default=True, help="Residual blocks per conditioner."
+    "--architecture",
+    type=click.Choice(["rgflow", "glow"]),
+    default="rgflow",
+    show_default=True,
+    help="rgflow: RG-Flow's MERA, a native checkpoint; glow: a normflows Glow (nlayers Glow "
+    "steps per level, nhidden coupling channels), a normflows checkpoint.",
+)
+@click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA (rgflow).")
+@click.option(
+    "--prior",
+    type=click.Choice(["laplace", "gaussian"]),
+    default="laplace",
+    show_default=True,
+    help="Latent prior (rgflow; a Glow learns a Gaussian per level and channel).",
 )
 @click.option(
-    "--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True
+    "--levels",
+    type=click.IntRange(min=1),
+    help="Multiscale levels (glow; default: down to a 2×2 top level).",
 )
 @click.option("--weight-decay", default=5e-2, show_default=True)
 @training_options
-def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
-    """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
+@click.pass_context
+def train_image_command(
+    ctx, data, architecture, kernel, prior, levels, weight_decay, **options
+) -> None:
+    """Maximum likelihood on image data, RG-Flow or Glow (bits/dim logged)."""
+    from click.core import ParameterSource
+
     from .train import train_image_checkpoint
 
+    other = {"rgflow": ("levels",), "glow": ("kernel", "nresblocks", "prior", "nmlp")}
+    given = [
+        name
+        for name in other[architecture]
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(
+            f"--architecture {architecture} does not take --{', --'.join(given)}"
+        )
+    layers = _layer_settings(options)
+    if architecture == "glow":
+        for key in ("nlayers", "nhidden"):
+            layers[key] = _one_int(options[key], f"--{key}", "Glow")
     model = train_image_checkpoint(
         options["out"],
-        _training_settings(options, _layer_settings(options)),
+        _training_settings(options, layers),
         data=data,
+        architecture=architecture,
         kernel=kernel,
         prior=prior,
+        levels=levels,
         weight_decay=weight_decay,
     )
     _report_written(model, options["out"])
