@@ -339,7 +339,69 @@ def sweep_command(
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
-    status = 1 if train_kind and None in trained else 0
+    status = max(1 if train_kind and None in trained else 0, _echo_outcomes(outcomes))
+    if sweep_path is None:
+        raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
+    click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
+    sys.exit(status)
+
+
+DEMO_COMPARISON = ("msds1_rgflow.pt", "msds1_glow.pt")
+DEMO_COMPARISON_SETTINGS = {
+    "plugins": "likelihood,receptive,inpaint,disentangle",
+    "data": "msds1:2000",
+    "overrides": ("inpaint.mask=square:4;square:8",),
+}
+
+
+@main.command("compare")
+@click.argument("checkpoints", nargs=-1)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Compare the bundled RG-Flow and Glow MSDS1 models (likelihood, receptive, inpaint of a "
+    "4×4 and an 8×8 hole, disentangle on msds1:2000).",
+)
+@analysis_options
+@click.pass_context
+def compare_command(ctx, checkpoints, demo, out, data, **options) -> None:
+    """Run the same analyses with the same data and seed on every CHECKPOINT and write one report
+    that puts them side by side (compare.html), with their results in one file (compare.nc: the
+    scalars along a model dimension, each model's results in its own group)."""
+    from click.core import ParameterSource
+
+    from .compare import COMPARE_REPORT, run_compare
+
+    if demo:
+        assets = Path(__file__).parent / "assets"
+        checkpoints = (*checkpoints, *(str(assets / name) for name in DEMO_COMPARISON))
+        data = data or DEMO_COMPARISON_SETTINGS["data"]
+        for key in ("plugins", "overrides"):  # the demo's, unless given on the command line
+            if ctx.get_parameter_source(key) is ParameterSource.DEFAULT:
+                options[key] = DEMO_COMPARISON_SETTINGS[key]
+    if len(checkpoints) < 2:
+        raise click.UsageError("give two or more CHECKPOINTs to compare, or --demo")
+    out = out or Path("reports") / ("compare_demo" if demo else "compare")
+    settings = _run_settings(data, options)
+    try:
+        outcomes, compare_path = run_compare(checkpoints, out, settings)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: the models that finished are in {out}; rerun the same command with "
+            "--resume to complete the comparison",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    status = _echo_outcomes(outcomes)
+    if compare_path is None:
+        raise RGInspectError("no model of the comparison could be analysed; see the errors above")
+    click.echo(f"comparison: {compare_path} and {compare_path.with_name(COMPARE_REPORT)}")
+    sys.exit(status)
+
+
+def _echo_outcomes(outcomes) -> int:
+    """One line per checkpoint that failed to load or had analyses fail; the exit status."""
+    status = 0
     for outcome in outcomes:
         if outcome.error:
             click.echo(f"error: {outcome.error}", err=True)
@@ -351,10 +413,7 @@ def sweep_command(
                 err=True,
             )
             status = 1
-    if sweep_path is None:
-        raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
-    click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
-    sys.exit(status)
+    return status
 
 
 @contextmanager
