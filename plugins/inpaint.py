@@ -420,8 +420,18 @@ def _dataset(
             ),
             "mean_masked_rmse": (
                 "latent_set",
-                per_method(lambda fill: _numpy(rmse(fill.images, truth, missing)).mean()),
-                rmse_units | {"long_name": "RMSE on the masked pixels, mean over the inputs"},
+                per_method(lambda fill: np.nanmean(_numpy(rmse(fill.images, truth, missing)))),
+                rmse_units
+                | {
+                    "long_name": "RMSE on the masked pixels, mean over the fills that stayed finite"
+                },
+            ),
+            "diverged": (
+                "latent_set",
+                per_method(
+                    lambda fill: int((~torch.isfinite(fill.images)).flatten(1).any(1).sum())
+                ),
+                {"long_name": "inputs whose fill became NaN/Inf (the decoder overflowed)"},
             ),
             "known_rmse": (
                 ("latent_set", "image"),
@@ -562,6 +572,17 @@ def _cone_text(dataset: xr.Dataset) -> str:
         steps += (
             f" Cut from {attrs['steps_requested']} steps to fit the {attrs['budget']:g} s budget "
             f"({attrs['step_seconds']:.2f} s per step): set -p inpaint.budget=0 for all of them."
+        )
+    diverged = [
+        f"{int(dataset.diverged.sel(latent_set=m))} of {dataset.sizes['image']} by "
+        f"{METHOD_NAMES[str(m)]}"
+        for m in dataset.latent_set.values
+        if int(dataset.diverged.sel(latent_set=m))
+    ]
+    if diverged:
+        steps += (
+            f" Fills that became NaN/Inf as the decoder overflowed: {', '.join(diverged)}; the "
+            "means are over the other inputs."
         )
     return (
         f"The hole ({holes} entries, mask {attrs['mask']}) has "

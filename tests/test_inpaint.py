@@ -366,3 +366,35 @@ def test_several_holes_are_filled_each_on_its_own(bundled):
 def test_a_hole_named_twice_is_refused(bundled):
     with pytest.raises(ValueError, match="names a hole twice"):
         Inpaint().run(_context(bundled, 1, steps=1, mask="square:4;square:4"))
+
+
+class OverflowingFlow(DenseFlow):
+    """Decodes latents of mean magnitude above 1 to NaN, as an ill-conditioned decoder overflows."""
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, logdet = super().decode(z)
+        overflowed = z.flatten(1).abs().mean(1) > 1
+        return torch.where(overflowed[:, None, None, None], torch.nan, x), logdet
+
+
+def test_fills_that_overflow_are_counted_and_left_out_of_the_means():
+    shape = (3, 8, 12)
+    model = RGFlowModel(
+        OverflowingFlow(math.prod(shape)),
+        GaussianPrior(1.0),
+        np.zeros(shape[1:], dtype=np.int64),
+        domain="image",
+        data_shape=shape,
+        preprocessing=LogitTransform(0.9),
+    )
+    images = np.stack([np.full(shape, 0.97), np.full(shape, 0.5)]).astype(np.float32)
+    context = _context(model, 2, steps=3, mask="square:3@2,4")
+    context.data = DataBatch(images_or_fields=images, source="a bright and a grey image")
+    dataset = hole_view(Inpaint().run(context), "square:3@2,4")
+    assert dataset.diverged.values.tolist() == [1]  # the bright input's latents overflow
+    rmse_of = dataset.masked_rmse.sel(latent_set="all").values
+    assert np.isnan(rmse_of[0]) and np.isfinite(rmse_of[1])
+    assert float(dataset.mean_masked_rmse.sel(latent_set="all")) == pytest.approx(rmse_of[1])
+    assert "became NaN/Inf as the decoder overflowed: 1 of 2 by all latents" in (
+        Inpaint().render(Inpaint().run(context)).text
+    )
