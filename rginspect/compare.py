@@ -19,11 +19,11 @@ import xarray as xr
 
 from .engine import RunSettings
 from .errors import RGInspectError
+from .report.compare import MODELS_GROUP, render_compare_report
 from .sweep import JobOutcome, SweepJob, plan_sweep, run_job
 
 COMPARE_FILE = "compare.nc"
 COMPARE_REPORT = "compare.html"
-MODELS_GROUP = "models"
 # dimensions along which a result is a short list of numbers that mean the same on every model
 # (an RG level, a ground-truth factor, a hole, a set of latents); any other dimension (latent,
 # sample, image, layer) is not comparable entry by entry and stays in the model's own group
@@ -51,8 +51,6 @@ def run_compare(
     if not finished:
         return outcomes, None
     path = write_comparison(finished, Path(out) / COMPARE_FILE)
-    from .report.compare import render_compare_report
-
     render_compare_report(path, Path(out) / COMPARE_REPORT)
     return outcomes, path
 

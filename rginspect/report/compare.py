@@ -14,10 +14,11 @@ from .. import __version__
 from .build import analysis_section
 from .render import SectionView, render_template, table_html, write_report
 
+MODELS_GROUP = "models"  # compare.nc keeps each model's whole results under models/<name>/
+
 
 def render_compare_report(compare_path: Path, report_path: Path) -> Path:
     """compare.html: the models' cards, then one section per analysis that any model ran."""
-    from ..compare import MODELS_GROUP
     from ..results import read_results
 
     tree = read_results(Path(compare_path))
