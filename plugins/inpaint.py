@@ -48,7 +48,7 @@ _SQUARE = re.compile(r"square(?::(\d+)(?:@(\d+),(\d+))?)?")
 class Inpaint(Analysis):
     name = "inpaint"
     description = "Fill a masked hole by optimising only the latents in its causal cone, vs all"
-    version = "2"
+    version = "3"
     parameters = {
         "mask": Parameter(
             str,

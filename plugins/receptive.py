@@ -37,7 +37,7 @@ class Receptive(Analysis):
     description = (
         "Exact receptive field of every latent: maps, centres, radii, 50%/90% areas per level"
     )
-    version = "2"
+    version = "3"
     parameters = {
         "samples": Parameter(int, 8, "latent samples the |Jacobian| is averaged over"),
         "budget": Parameter(

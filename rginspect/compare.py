@@ -11,7 +11,7 @@ group per analysis, with its model card and provenance. `compare.html` is drawn 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import xarray as xr
 from .engine import RunSettings
 from .errors import RGInspectError
 from .report.compare import MODELS_GROUP, render_compare_report
-from .sweep import JobOutcome, SweepJob, plan_sweep, run_job
+from .sweep import JobOutcome, plan_sweep, run_job
 
 COMPARE_FILE = "compare.nc"
 COMPARE_REPORT = "compare.html"
@@ -35,9 +35,6 @@ def run_compare(
     checkpoints: Iterable[str],
     out: Path,
     settings: RunSettings,
-    map_jobs: Callable[
-        [Callable[[SweepJob], JobOutcome], list[SweepJob]], Iterable[JobOutcome]
-    ] = map,
 ) -> tuple[list[JobOutcome], Path | None]:
     """Run the analyses on every checkpoint (each into `out/<model>/`), then write compare.nc and
     compare.html from what finished; the path of compare.nc, or None when no model finished."""
@@ -46,7 +43,7 @@ def run_compare(
         raise RGInspectError("a comparison needs at least two checkpoints")
     # not strict: an analysis that does not apply to one model is skipped there, not fatal
     jobs = plan_sweep(checkpoints, out, replace(settings, strict=False))
-    outcomes = list(map_jobs(run_job, jobs))
+    outcomes = [run_job(job) for job in jobs]
     finished = {o.name: o.results_path for o in outcomes if o.results_path is not None}
     if not finished:
         return outcomes, None
