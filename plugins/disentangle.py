@@ -389,22 +389,38 @@ def cone_r2(
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """R² of each local factor from the latents of each level whose cone covers the ellipse's
-    centre pixel (any channel), averaged over ellipses; and how many latents that was."""
+    centre pixel (any channel), averaged over ellipses; and how many latents that was.
+
+    Ellipses whose covering latents are the same set are fitted together (one fit, a target
+    column per ellipse: the same per-target alphas and folds, so the same mean R²). Without block
+    tables every cone is the whole level, and this is one fit per level instead of one per ellipse.
+    """
     cone = model.cone_matrix()
     level_of = model.latent_level.ravel()
     channels = model.data_shape[0]
-    scores = np.zeros((model.n_levels, len(factors), len(centres)))
+    scores = np.zeros((model.n_levels, len(factors)))
     counts = np.zeros((model.n_levels, len(centres)), dtype=int)
-    for k, (x, y) in enumerate(centres):
-        entries = np.ravel_multi_index((np.arange(channels), y, x), model.data_shape)
-        covering = np.asarray(cone[:, entries].sum(axis=1)).ravel() > 0
-        ellipse = [Factor(f.name, f.scale, f.description, f.targets[:, k : k + 1]) for f in factors]
-        for level in range(model.n_levels):
-            latents = np.flatnonzero(covering & (level_of == level))
-            counts[level, k] = len(latents)
+    covering = [
+        np.asarray(
+            cone[:, np.ravel_multi_index((np.arange(channels), y, x), model.data_shape)].sum(1)
+        ).ravel()
+        > 0
+        for x, y in centres
+    ]
+    for level in range(model.n_levels):
+        groups: dict[bytes, list[int]] = {}
+        for k, covers in enumerate(covering):
+            groups.setdefault(np.flatnonzero(covers & (level_of == level)).tobytes(), []).append(k)
+        for key, ellipses in groups.items():
+            latents = np.frombuffer(key, dtype=np.int64)
+            counts[level, ellipses] = len(latents)
             if len(latents):  # else the best prediction is the mean: R² 0
-                scores[level, :, k] = factor_r2(z[:, latents], ellipse, folds, seed)
-    return scores.mean(axis=2), counts
+                chosen = [
+                    Factor(f.name, f.scale, f.description, f.targets[:, ellipses]) for f in factors
+                ]
+                # factor_r2 averages over the group's ellipses: weighted by their number
+                scores[level] += factor_r2(z[:, latents], chosen, folds, seed) * len(ellipses)
+    return scores / len(centres), counts
 
 
 def _latent_sets(model: RGFlowModel) -> list[np.ndarray]:

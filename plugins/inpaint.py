@@ -48,10 +48,13 @@ _SQUARE = re.compile(r"square(?::(\d+)(?:@(\d+),(\d+))?)?")
 class Inpaint(Analysis):
     name = "inpaint"
     description = "Fill a masked hole by optimising only the latents in its causal cone, vs all"
-    version = "2"
+    version = "3"
     parameters = {
         "mask": Parameter(
-            str, "square", f"the missing pixels: {MASK_FORMS} (True/white = missing)"
+            str,
+            "square",
+            f"the missing pixels: {MASK_FORMS} (True/white = missing); several holes, each "
+            "filled on its own, separated by ';' (square:4;square:8)",
         ),
         "inputs": Parameter(int, 4, "how many inputs to inpaint"),
         "steps": Parameter(int, 200, "Adam steps per method (fewer if they would exceed budget)"),
@@ -76,9 +79,35 @@ class Inpaint(Analysis):
             )
         if settings["init"] not in ("grey", "noise"):
             raise ValueError(f"inpaint.init must be grey or noise, not {settings['init']!r}")
-        mask = parse_mask(settings["mask"], *model.data_shape[1:])
-        missing = torch.as_tensor(np.broadcast_to(mask, model.data_shape).copy())
+        specs = [spec.strip() for spec in str(settings["mask"]).split(";")]
+        if len(set(specs)) < len(specs):
+            raise ValueError(f"inpaint.mask {settings['mask']!r} names a hole twice")
+        masks = [parse_mask(spec, *model.data_shape[1:]) for spec in specs]  # all checked first
         x_truth, _, source = context.model_inputs(settings["inputs"])
+        holes = [self._fill(context, x_truth, mask) for mask in masks]
+        shared = holes[0][list(SHARED)]  # the inputs themselves: the same for every hole
+        per_hole = xr.concat(
+            [hole.drop_vars(SHARED) for hole in holes],
+            dim=pd.Index(specs, name="hole"),
+            data_vars="all",
+            join="outer",  # a hole that every latent reaches runs the all-latent search alone
+        )
+        return xr.merge([per_hole, shared]).assign_attrs(
+            source=source,
+            mask=settings["mask"],
+            steps_requested=steps,
+            budget=settings["budget"],
+            lr=lr,
+            noise=noise,
+            init=settings["init"],
+            n_entries=model.n_latents,
+        )
+
+    def _fill(self, context: RunContext, x_truth: torch.Tensor, mask: np.ndarray) -> xr.Dataset:
+        """One hole filled by both methods, its per-hole numbers (HOLE_NUMBERS) as variables."""
+        model, settings = context.model, context.parameters
+        steps, lr, noise = settings["steps"], settings["lr"], settings["noise"]
+        missing = torch.as_tensor(np.broadcast_to(mask, model.data_shape).copy())
         missing = missing.to(x_truth.device)
         with torch.no_grad():
             truth = model.postprocess(x_truth)
@@ -128,48 +157,41 @@ class Inpaint(Analysis):
         dataset = _dataset(model, mask, cone, truth, start, fills)
         dataset["truth_log_prob"] = ("image", _numpy(log_q_truth), {"units": "nats"})
         dataset["start_log_prob"] = ("image", _numpy(log_q_start), {"units": "nats"})
-        return dataset.assign_attrs(
-            source=source,
-            mask=settings["mask"],
-            steps=steps_used,
-            steps_requested=steps,
-            budget=settings["budget"],
-            step_seconds=step_seconds,
-            seconds=seconds,
-            lr=lr,
-            noise=noise,
-            init=settings["init"],
-            reach=int(reach.sum()),
-            n_entries=model.n_latents,
-        )
+        numbers = {
+            "steps": (steps_used, "Adam steps run (fewer than asked when the budget cut them)"),
+            "step_seconds": (step_seconds, "seconds of the timed first step"),
+            "seconds": (seconds, "seconds of the optimisation, both methods in one batch"),
+            "reach": (int(reach.sum()), "data entries the cone's latents can move"),
+        }
+        for name, (value, meaning) in numbers.items():
+            dataset[name] = ((), value, {"long_name": meaning})
+        return dataset
 
     def render(self, dataset: xr.Dataset) -> Section:
-        methods = [str(m) for m in dataset.latent_set.values]
-        table = pd.DataFrame(
-            {
-                "masked RMSE": [float(dataset.start_masked_rmse.mean())]
-                + [float(dataset.masked_rmse.sel(latent_set=m).mean()) for m in methods],
-                "known RMSE": [_known_rmse(dataset.start, dataset)]
-                + [float(dataset.known_rmse.sel(latent_set=m).mean()) for m in methods],
-                "latents touched": [0]
-                + [int(dataset.latents_touched.sel(latent_set=m)) for m in methods],
-                "log q(x) (nats/dim)": [float(dataset.start_log_prob.mean())]
-                + [float(dataset.log_prob.sel(latent_set=m).mean()) for m in methods],
-            },
-            index=pd.Index(
-                [f"{dataset.attrs['init']} fill (start)"] + [METHOD_NAMES[m] for m in methods],
-                name="method",
-            ),
-        )
-        table["log q(x) (nats/dim)"] /= dataset.attrs["n_entries"]
-        per_image = pd.DataFrame(
-            {
-                "input": dataset.image.values,
-                f"{dataset.attrs['init']} fill": dataset.start_masked_rmse.values,
-                **{METHOD_NAMES[m]: dataset.masked_rmse.sel(latent_set=m).values for m in methods},
-            }
-        )
-        images = dataset.sizes["image"]
+        views = [hole_view(dataset, hole) for hole in dataset.hole.values]
+        several = len(views) > 1
+        figures, tables = [], []
+        for view in views:
+            hole = f" Hole {view.attrs['mask']}." if several else ""
+            figures += [
+                Figure(
+                    _image_grid(view),
+                    f"Rows: {view.sizes['image']} inputs from {view.attrs['source']}. Columns: "
+                    "the truth, the input with its hole filled, and the fills of the methods "
+                    f"after {view.attrs['steps']} Adam steps.{hole}",
+                ),
+                Figure(
+                    _convergence(view),
+                    "Masked RMSE during the optimisation, mean over the inputs; dotted: the "
+                    f"start.{hole}",
+                ),
+            ]
+            tables += [
+                Table(
+                    _method_table(view), f"Mean over the inputs; RMSE in [0,1] pixel units.{hole}"
+                ),
+                Table(_per_image_table(view), f"Masked RMSE per input.{hole}"),
+            ]
         return Section(
             title="Inpainting",
             how_to_read=(
@@ -178,24 +200,61 @@ class Inpaint(Analysis):
                 "causal cone or all latents. Lower masked RMSE is a better fill; lower known RMSE "
                 "means the rest of the image was left alone."
             ),
-            figures=[
-                Figure(
-                    _image_grid(dataset),
-                    f"Rows: {images} inputs from {dataset.attrs['source']}. Columns: the truth, "
-                    "the input with its hole filled, and the fills of the two methods after "
-                    f"{dataset.attrs['steps']} Adam steps.",
-                ),
-                Figure(
-                    _convergence(dataset),
-                    "Masked RMSE during the optimisation, mean over the inputs; dotted: the start.",
-                ),
-            ],
-            tables=[
-                Table(table, "Mean over the inputs; RMSE in [0,1] pixel units"),
-                Table(per_image, "Masked RMSE per input"),
-            ],
-            text=_cone_text(dataset),
+            figures=figures,
+            tables=tables,
+            text="\n\n".join(_cone_text(view) for view in views),
         )
+
+
+SHARED = ("truth", "truth_log_prob", "level_latents")  # the same for every hole
+HOLE_NUMBERS = ("steps", "step_seconds", "seconds", "reach")  # one value per hole
+
+
+def hole_view(dataset: xr.Dataset, hole: str) -> xr.Dataset:
+    """One hole's results as a single-hole dataset: only the methods run for it, and its
+    per-hole numbers (steps, seconds, reach) and mask spec as attributes."""
+    view = dataset.sel(hole=hole)
+    view = view.dropna("latent_set", subset=["latents_touched"])
+    view = view.dropna("step", how="all", subset=["masked_rmse_trace"])
+    numbers = {name: view[name].item() for name in HOLE_NUMBERS}
+    numbers["steps"], numbers["reach"] = int(numbers["steps"]), int(numbers["reach"])
+    view = view.drop_vars([*HOLE_NUMBERS, "hole"])
+    view["latents_touched"] = view.latents_touched.astype(int)
+    return view.assign_attrs(numbers | {"mask": str(hole)})
+
+
+def _method_table(view: xr.Dataset) -> pd.DataFrame:
+    methods = [str(m) for m in view.latent_set.values]
+    table = pd.DataFrame(
+        {
+            "masked RMSE": [float(view.start_masked_rmse.mean())]
+            + [float(view.mean_masked_rmse.sel(latent_set=m)) for m in methods],
+            "known RMSE": [_known_rmse(view.start, view)]
+            + [float(view.known_rmse.sel(latent_set=m).mean()) for m in methods],
+            "latents touched": [0] + [int(view.latents_touched.sel(latent_set=m)) for m in methods],
+            "log q(x) (nats/dim)": [float(view.start_log_prob.mean())]
+            + [float(view.log_prob.sel(latent_set=m).mean()) for m in methods],
+        },
+        index=pd.Index(
+            [f"{view.attrs['init']} fill (start)"] + [METHOD_NAMES[m] for m in methods],
+            name="method",
+        ),
+    )
+    table["log q(x) (nats/dim)"] /= view.attrs["n_entries"]
+    return table
+
+
+def _per_image_table(view: xr.Dataset) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "input": view.image.values,
+            f"{view.attrs['init']} fill": view.start_masked_rmse.values,
+            **{
+                METHOD_NAMES[str(m)]: view.masked_rmse.sel(latent_set=m).values
+                for m in view.latent_set.values
+            },
+        }
+    )
 
 
 def parse_mask(spec: str, H: int, W: int | None = None) -> np.ndarray:
@@ -359,6 +418,21 @@ def _dataset(
                 per_method(lambda fill: _numpy(rmse(fill.images, truth, missing))),
                 rmse_units | {"long_name": "RMSE on the masked pixels"},
             ),
+            "mean_masked_rmse": (
+                "latent_set",
+                per_method(lambda fill: np.nanmean(_numpy(rmse(fill.images, truth, missing)))),
+                rmse_units
+                | {
+                    "long_name": "RMSE on the masked pixels, mean over the fills that stayed finite"
+                },
+            ),
+            "diverged": (
+                "latent_set",
+                per_method(
+                    lambda fill: int((~torch.isfinite(fill.images)).flatten(1).any(1).sum())
+                ),
+                {"long_name": "inputs whose fill became NaN/Inf (the decoder overflowed)"},
+            ),
             "known_rmse": (
                 ("latent_set", "image"),
                 per_method(lambda fill: _numpy(rmse(fill.images, truth, ~missing))),
@@ -498,6 +572,17 @@ def _cone_text(dataset: xr.Dataset) -> str:
         steps += (
             f" Cut from {attrs['steps_requested']} steps to fit the {attrs['budget']:g} s budget "
             f"({attrs['step_seconds']:.2f} s per step): set -p inpaint.budget=0 for all of them."
+        )
+    diverged = [
+        f"{int(dataset.diverged.sel(latent_set=m))} of {dataset.sizes['image']} by "
+        f"{METHOD_NAMES[str(m)]}"
+        for m in dataset.latent_set.values
+        if int(dataset.diverged.sel(latent_set=m))
+    ]
+    if diverged:
+        steps += (
+            f" Fills that became NaN/Inf as the decoder overflowed: {', '.join(diverged)}; the "
+            "means are over the other inputs."
         )
     return (
         f"The hole ({holes} entries, mask {attrs['mask']}) has "

@@ -37,7 +37,7 @@ class Receptive(Analysis):
     description = (
         "Exact receptive field of every latent: maps, centres, radii, 50%/90% areas per level"
     )
-    version = "2"
+    version = "3"
     parameters = {
         "samples": Parameter(int, 8, "latent samples the |Jacobian| is averaged over"),
         "budget": Parameter(
@@ -80,7 +80,7 @@ class Receptive(Analysis):
         shown = strongest_per_level(levels, mass, settings["per_level"])
         site = "pixels" if model.domain == "image" else "sites"
         per_latent = {"units": site}
-        return xr.Dataset(
+        dataset = xr.Dataset(
             {
                 "rf_mass": ("latent", mass, {"long_name": "Σ over sites of the receptive field"}),
                 "centre_y": ("latent", centre_y, per_latent),
@@ -140,6 +140,13 @@ class Receptive(Analysis):
                 "overlap_clique": overlap_clique(cone),
             },
         )
+        # one number per level, so that models (and sweeps) can be compared level by level
+        dataset["level_radius"] = (
+            "level",
+            level_table(dataset).set_index("level")["radius"].reindex(dataset.level.values).values,
+            per_latent | {"long_name": "median RMS radius of the level's receptive fields"},
+        )
+        return dataset
 
     @torch.no_grad()
     def _latents(self, context: RunContext) -> tuple[torch.Tensor, str]:

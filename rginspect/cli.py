@@ -51,11 +51,11 @@ def _int_list(value: str) -> int | list[int]:
     return numbers[0] if len(numbers) == 1 else numbers
 
 
-def _one_int(value: str, name: str) -> int:
+def _one_int(value: str, name: str, architecture: str = "NeuralRG") -> int:
     number = _int_list(value)
     if not isinstance(number, int):
         raise click.BadParameter(
-            f"the NeuralRG architecture takes one number, not {value!r}", param_hint=name
+            f"the {architecture} architecture takes one number, not {value!r}", param_hint=name
         )
     return number
 
@@ -352,7 +352,69 @@ def sweep_command(
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
-    status = 1 if train_kind and None in trained else 0
+    status = max(1 if train_kind and None in trained else 0, _echo_outcomes(outcomes))
+    if sweep_path is None:
+        raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
+    click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
+    sys.exit(status)
+
+
+DEMO_COMPARISON = ("msds1_rgflow.pt", "msds1_glow.pt")
+DEMO_COMPARISON_SETTINGS = {
+    "plugins": "likelihood,receptive,inpaint,disentangle",
+    "data": "msds1:2000",
+    "overrides": ("inpaint.mask=square:4;square:8",),
+}
+
+
+@main.command("compare")
+@click.argument("checkpoints", nargs=-1)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Compare the bundled RG-Flow and Glow MSDS1 models (likelihood, receptive, inpaint of a "
+    "4×4 and an 8×8 hole, disentangle on msds1:2000).",
+)
+@analysis_options
+@click.pass_context
+def compare_command(ctx, checkpoints, demo, out, data, **options) -> None:
+    """Run the same analyses with the same data and seed on every CHECKPOINT and write one report
+    that puts them side by side (compare.html), with their results in one file (compare.nc: the
+    scalars along a model dimension, each model's results in its own group)."""
+    from click.core import ParameterSource
+
+    from .compare import COMPARE_REPORT, run_compare
+
+    if demo:
+        assets = Path(__file__).parent / "assets"
+        checkpoints = (*checkpoints, *(str(assets / name) for name in DEMO_COMPARISON))
+        data = data or DEMO_COMPARISON_SETTINGS["data"]
+        for key in ("plugins", "overrides"):  # the demo's, unless given on the command line
+            if ctx.get_parameter_source(key) is ParameterSource.DEFAULT:
+                options[key] = DEMO_COMPARISON_SETTINGS[key]
+    if len(checkpoints) < 2:
+        raise click.UsageError("give two or more CHECKPOINTs to compare, or --demo")
+    out = out or Path("reports") / ("compare_demo" if demo else "compare")
+    settings = _run_settings(data, options)
+    try:
+        outcomes, compare_path = run_compare(checkpoints, out, settings)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: the models that finished are in {out}; rerun the same command with "
+            "--resume to complete the comparison",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    status = _echo_outcomes(outcomes)
+    if compare_path is None:
+        raise RGInspectError("no model of the comparison could be analysed; see the errors above")
+    click.echo(f"comparison: {compare_path} and {compare_path.with_name(COMPARE_REPORT)}")
+    sys.exit(status)
+
+
+def _echo_outcomes(outcomes) -> int:
+    """One line per checkpoint that failed to load or had analyses fail; the exit status."""
+    status = 0
     for outcome in outcomes:
         if outcome.error:
             click.echo(f"error: {outcome.error}", err=True)
@@ -364,10 +426,7 @@ def sweep_command(
                 err=True,
             )
             status = 1
-    if sweep_path is None:
-        raise RGInspectError("no checkpoint of the sweep could be analysed; see the errors above")
-    click.echo(f"sweep: {sweep_path} and {sweep_path.with_name('sweep.html')}")
-    sys.exit(status)
+    return status
 
 
 @contextmanager
@@ -548,22 +607,60 @@ def training_options(defaults: Any):
 @click.option(
     "--data", default="msds1:10000", show_default=True, help="msds1[:N], msds2[:N], digits..."
 )
-@click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA.")
 @click.option(
-    "--prior", type=click.Choice(["laplace", "gaussian"]), default="laplace", show_default=True
+    "--architecture",
+    type=click.Choice(["rgflow", "glow"]),
+    default="rgflow",
+    show_default=True,
+    help="rgflow: RG-Flow's MERA, a native checkpoint; glow: a normflows Glow (nlayers Glow "
+    "steps per level, nhidden coupling channels), a normflows checkpoint.",
+)
+@click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA (rgflow).")
+@click.option(
+    "--prior",
+    type=click.Choice(["laplace", "gaussian"]),
+    default="laplace",
+    show_default=True,
+    help="Latent prior (rgflow; a Glow learns a Gaussian per level and channel).",
+)
+@click.option(
+    "--levels",
+    type=click.IntRange(min=1),
+    help="Multiscale levels (glow; default: down to a 2×2 top level).",
 )
 @click.option("--weight-decay", default=5e-2, show_default=True)
 @training_options(IMAGE_TRAINING)
-def train_image_command(data, kernel, prior, weight_decay, **options) -> None:
-    """Maximum likelihood on image data with the RG-Flow architecture (bits/dim logged)."""
+@click.pass_context
+def train_image_command(
+    ctx, data, architecture, kernel, prior, levels, weight_decay, **options
+) -> None:
+    """Maximum likelihood on image data, RG-Flow or Glow (bits/dim logged)."""
+    from click.core import ParameterSource
+
     from .train import train_image_checkpoint
 
+    other = {"rgflow": ("levels",), "glow": ("kernel", "nresblocks", "prior", "nmlp")}
+    given = [
+        name
+        for name in other[architecture]
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    ]
+    if given:
+        raise click.UsageError(
+            f"--architecture {architecture} does not take --{', --'.join(given)}"
+        )
+    layers = _layer_settings(options)
+    if architecture == "glow":
+        for key in ("nlayers", "nhidden"):
+            layers[key] = _one_int(options[key], f"--{key}", "Glow")
     model = train_image_checkpoint(
         options["out"],
-        _training_settings(options, _layer_settings(options)),
+        _training_settings(options, layers),
         data=data,
+        architecture=architecture,
         kernel=kernel,
         prior=prior,
+        levels=levels,
         weight_decay=weight_decay,
     )
     _report_written(model, options["out"])

@@ -200,6 +200,23 @@ class ResultsStore:
         self._in_file, self._unwritten, self._root_in_file = set(self._groups), set(), True
 
 
+def write_tree(path: Path, root: dict[str, Any], groups: dict[str, xr.Dataset]) -> Path:
+    """A file of nested groups ("a/b" paths) written whole and atomically, each group with the
+    attributes it has (derived files such as compare.nc, rebuilt from the runs every time)."""
+    path = Path(path)
+    tree = xr.DataTree.from_dict(
+        {"/": xr.Dataset(attrs={k: _storable(v) for k, v in root.items()}), **groups}
+    )
+    try:
+        with atomic_path(path) as temporary:
+            tree.to_netcdf(temporary, engine="h5netcdf")
+    except OSError as error:
+        raise OutputError(
+            f"cannot write {path} ({error.strerror or error}); free space or choose another --out"
+        ) from None
+    return path
+
+
 def _storable(value: Any) -> Any:
     """netCDF attributes hold numbers and strings; anything else is stored as JSON text."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, np.integer, np.floating)):

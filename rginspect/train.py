@@ -1,4 +1,5 @@
-"""Minimal trainers that produce native checkpoints: image likelihood (RG-Flow) and reverse KL (NeuralRG).
+"""Minimal trainers that produce checkpoints: image likelihood (RG-Flow natively, or a normflows Glow
+to compare with) and reverse KL (NeuralRG).
 
 They exist so the bundled demo models, and the models the analyses are tested on, can be rebuilt from
 one command; they are not meant to compete with the upstream training code.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,19 +219,54 @@ def train_image_checkpoint(
     settings: TrainingSettings = IMAGE_TRAINING,
     *,
     data: str = "msds1:10000",
+    architecture: str = "rgflow",
     kernel: int = 4,
     prior: str = "laplace",
+    levels: int | None = None,
     weight_decay: float = 5e-2,
 ) -> RGFlowModel:
-    """`rginspect train image` as a function: build an RG-Flow for `data`, train it, write `out`."""
+    """`rginspect train image` as a function: build a flow for `data`, train it, write `out`.
+
+    architecture "rgflow" builds RG-Flow's MERA (kernel, prior, the conditioner sizes) and writes
+    a native checkpoint; "glow" builds a normflows Glow (`levels`, nlayers Glow steps per level,
+    nhidden coupling channels) and writes a normflows checkpoint, so that the two families are
+    trained by the same loop on the same images.
+    """
     from .data import load_data
-    from .nn.architectures import rgflow_config
 
     started = time.time()
     images = load_data(
         data, seed=settings.seed, stream="training", progress=settings.progress
     ).images_or_fields
-    channels, size = images.shape[1:3]
+    if architecture == "glow":
+        model, write = _initial_glow(images, settings, levels)
+    else:
+        model, write = _initial_rgflow(images.shape[1:3], settings, kernel, prior)
+    record = train_image(
+        model,
+        images,
+        weight_decay=weight_decay,
+        progress=settings.progress,
+        **settings.optimisation(),
+    )
+    recorded = {
+        "data": data,
+        "architecture": architecture,
+        "weight_decay": weight_decay,
+        **settings.optimisation(),
+    }
+    model.provenance["training"] = training_provenance("train image", record, started, **recorded)
+    write(model, out)
+    return model
+
+
+def _initial_rgflow(
+    shape: tuple[int, int], settings: TrainingSettings, kernel: int, prior: str
+) -> tuple[RGFlowModel, Callable[[RGFlowModel, Path], Any]]:
+    """An RG-Flow for (channels, L) images, and how to write it (a native checkpoint)."""
+    from .nn.architectures import rgflow_config
+
+    channels, size = shape
     config = rgflow_config(
         channels=channels,
         L=size,
@@ -238,18 +275,37 @@ def train_image_checkpoint(
         prior=prior,
         domain="image",
     )
-    model = _initial_model(config, settings)
-    record = train_image(
-        model,
-        images,
-        weight_decay=weight_decay,
-        progress=settings.progress,
-        **settings.optimisation(),
-    )
-    recorded = {"data": data, "weight_decay": weight_decay, **settings.optimisation()}
-    return _save_trained(
-        model, out, training_provenance("train image", record, started, **recorded)
-    )
+    return _initial_model(config, settings), _save_native
+
+
+def _initial_glow(
+    images01: np.ndarray, settings: TrainingSettings, levels: int | None
+) -> tuple[RGFlowModel, Callable[[RGFlowModel, Path], Any]]:
+    """A normflows Glow for these images, its ActNorm layers fitted to the first batch (Glow's
+    data-dependent initialisation), and how to write it (a normflows checkpoint)."""
+    from .formats.normflows import build_multiscale, save_normflows, wrap_multiscale
+
+    if not (isinstance(settings.nlayers, int) and isinstance(settings.nhidden, int)):
+        raise ValueError("the Glow architecture takes one nlayers and one nhidden, not lists")
+    channels, size = images01.shape[1:3]
+    glow = {
+        "architecture": "glow",
+        "levels": levels or max(1, int(math.log2(size)) - 1),  # down to a 2×2 top level
+        "steps": settings.nlayers,
+        "hidden_channels": settings.nhidden,
+        "input_shape": [int(channels), int(size), int(images01.shape[3])],
+    }
+    torch.manual_seed(settings.seed)  # the initial weights too, so the command reproduces
+    flow = build_multiscale(**glow)
+    first = torch.as_tensor(images01[: settings.batch_size], dtype=torch.float32)
+    with torch.no_grad():
+        flow.inverse_and_log_det((first * 255 + torch.rand_like(first)) / 256)
+    model = wrap_multiscale(flow, **glow).to(settings.device)
+
+    def write(trained: RGFlowModel, out: Path) -> None:
+        save_normflows(flow.cpu(), out, training=trained.provenance["training"], **glow)
+
+    return model, write
 
 
 def train_field_checkpoint(
@@ -342,9 +398,9 @@ def train_field_checkpoint(
         else sampler_quality(model, group=group).as_dict(),
         "sampler_quality_curve": record.quality_curve(),
     }
-    return _save_trained(
-        model, out, training_provenance("train field", record, started, **recorded)
-    )
+    model.provenance["training"] = training_provenance("train field", record, started, **recorded)
+    _save_native(model, out)
+    return model
 
 
 def _smaller_lattice(config: dict[str, Any], L: int) -> dict[str, Any]:
@@ -381,12 +437,10 @@ def _initial_model(
     return RGFlowModel.from_config(config, action=action).to(settings.device)
 
 
-def _save_trained(model: RGFlowModel, out: Path, provenance: dict[str, Any]) -> RGFlowModel:
+def _save_native(model: RGFlowModel, out: Path) -> None:
     from .formats import save
 
-    model.provenance["training"] = provenance
     save(model.cpu(), out)
-    return model
 
 
 def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -12,11 +12,18 @@ from rginspect.physics import Phi4Action, hmc
 from rginspect.train import bits_per_dim, sampler_quality
 
 ASSETS = Path(rginspect.__file__).parent / "assets"
+GLOW_BITS_PER_DIM = 4.846  # the bundled Glow on 256 fresh MSDS1 images (seed 123), when bundled
 
 
 @pytest.fixture(scope="module")
 def image_model():
     return rginspect.load(ASSETS / "msds1_rgflow.pt")
+
+
+@pytest.fixture(scope="module")
+def glow_model():
+    pytest.importorskip("normflows")
+    return rginspect.load(ASSETS / "msds1_glow.pt")
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +33,33 @@ def phi4_model():
 
 def test_bundled_assets_are_small():
     assert sum(path.stat().st_size for path in ASSETS.glob("*.pt")) < 5e6
+
+
+def test_the_two_image_bundles_stay_under_4_mb():
+    assert sum((ASSETS / f"msds1_{name}.pt").stat().st_size for name in ("rgflow", "glow")) < 4e6
+
+
+def test_glow_bundle_is_a_matched_normflows_glow_trained_like_the_rgflow_one(
+    glow_model, image_model
+):
+    card, rgflow = glow_model.info(), image_model.info()
+    assert (
+        card["format"] == "normflows"
+        and glow_model.provenance["normflows"]["architecture"] == "glow"
+    )
+    assert abs(card["parameters"] / rgflow["parameters"] - 1) < 0.2  # 215 176 against 208 896
+    trained, reference = glow_model.provenance["training"], rgflow["provenance"]["training"]
+    for key in ("data", "steps", "batch_size", "lr", "weight_decay", "seed"):
+        assert trained[key] == reference[key], key
+
+
+def test_glow_bundle_bits_per_dim_on_fresh_msds1(glow_model, image_model):
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        glow = bits_per_dim(glow_model, _images("msds1"), generator).mean().item()
+        rgflow = bits_per_dim(image_model, _images("msds1"), generator).mean().item()
+    assert glow == pytest.approx(GLOW_BITS_PER_DIM, abs=0.03)  # as measured when bundled
+    assert rgflow < glow - 1  # the RG-Flow bundle models MSDS1 far better after the same training
 
 
 def test_image_model_prefers_its_own_dataset(image_model):

@@ -71,6 +71,28 @@ def test_train_image_writes_a_native_checkpoint(run, tmp_path):
     assert model.config["nhidden"] == [8] * 8 and model.domain == "image"
 
 
+def test_train_image_glow_writes_a_normflows_checkpoint_with_its_training(run, tmp_path):
+    out = tmp_path / "glow.pt"
+    result = run("train", "image", "--architecture", "glow", "--data", "msds1:64", "--steps", 3,
+                 "--batch-size", 8, "--nhidden", 8, "--levels", 3, "--quiet", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = rginspect.load(out)
+    assert model.info()["format"] == "normflows" and model.n_levels == 3
+    assert model.provenance["normflows"]["hidden_channels"] == 8
+    training = model.provenance["training"]
+    assert training["architecture"] == "glow" and training["data"] == "msds1:64"
+    assert len(training["loss_curve"]["loss"]) == 3
+    # Glow's data-dependent ActNorm initialisation ran on the first batch: no layer was unfitted
+    assert "never saw data" not in result.output
+
+
+def test_train_image_refuses_options_of_the_other_architecture(run, tmp_path):
+    result = run("train", "image", "--architecture", "glow", "--kernel", 2, "-o", tmp_path / "x")
+    assert result.exit_code == 2 and "does not take --kernel" in result.output
+    result = run("train", "image", "--levels", 3, "-o", tmp_path / "x")
+    assert result.exit_code == 2 and "does not take --levels" in result.output
+
+
 def test_train_field_records_the_action(run, tmp_path):
     out = tmp_path / "phi4.safetensors"
     result = run("train", "field", "--action", "phi4", "--kappa", 0.3, "--lamb", 1.0, "--size", 4,

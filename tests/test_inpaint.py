@@ -8,7 +8,14 @@ import pytest
 import torch
 import xarray as xr
 from PIL import Image
-from rginspect_plugins.inpaint import Inpaint, cone_latents, inpaint_latents, parse_mask, rmse
+from rginspect_plugins.inpaint import (
+    Inpaint,
+    cone_latents,
+    hole_view,
+    inpaint_latents,
+    parse_mask,
+    rmse,
+)
 
 import rginspect
 from rginspect.analysis import RunContext
@@ -158,7 +165,7 @@ def test_optimising_a_latent_set_leaves_everything_outside_its_reach_bit_identic
 
 # -- the analysis -------------------------------------------------------------------------
 def test_inpainting_the_bundled_model_beats_the_grey_fill(bundled):
-    dataset = Inpaint().run(_context(bundled, 2, steps=25))
+    dataset = hole_view(Inpaint().run(_context(bundled, 2, steps=25)), "square")
     start = dataset.start_masked_rmse.values
     assert (dataset.masked_rmse.values < start).all(), (dataset.masked_rmse.values, start)
     assert (dataset.known_rmse.values < 2 * dataset.attrs["noise"]).all()
@@ -178,8 +185,8 @@ def test_inpainting_the_bundled_model_beats_the_grey_fill(bundled):
 
 
 def test_noise_fill_is_seeded_and_rmse_helper_is_plain_rmse(bundled):
-    first = Inpaint().run(_context(bundled, 1, steps=1, init="noise"))
-    second = Inpaint().run(_context(bundled, 1, steps=1, init="noise"))
+    first = hole_view(Inpaint().run(_context(bundled, 1, steps=1, init="noise")), "square")
+    second = hole_view(Inpaint().run(_context(bundled, 1, steps=1, init="noise")), "square")
     hole = first.mask.values
     start = first.start.values[0][:, hole]
     assert np.array_equal(start, second.start.values[0][:, hole])
@@ -195,8 +202,9 @@ def test_run_and_render_round_trip_through_netcdf(bundled, tmp_path):
     dataset.to_netcdf(tmp_path / "inpaint.nc", engine="h5netcdf")
     stored = xr.open_dataset(tmp_path / "inpaint.nc", engine="h5netcdf")
     xr.testing.assert_identical(stored.load(), dataset)
-    assert stored.mask.dtype == bool and stored.mask.values[2:8, 20:26].all()
+    assert stored.mask.dtype == bool and stored.mask.values[0, 2:8, 20:26].all()
     section = Inpaint().render(stored)
+    stored = hole_view(stored, "square:6@2,20")
     assert len(section.figures) == 2 and len(section.tables) == 2
     summary = section.tables[0].frame
     assert summary["latents touched"].tolist() == [0, int(stored.cone_latents.sum()), 3072]
@@ -242,7 +250,9 @@ def test_stored_mask_is_a_boolean_for_plain_xarray(bundled, tmp_path):
     assert plain.mask.dtype == bool
     assert np.array_equal((~plain.mask).values, ~dataset.mask.values)
     known_table = Inpaint().render(plain).tables[0].frame["known RMSE"]
-    assert known_table.iloc[0] == pytest.approx(_known_start_rmse(dataset), rel=1e-6)
+    assert known_table.iloc[0] == pytest.approx(
+        _known_start_rmse(hole_view(dataset, "square")), rel=1e-6
+    )
 
 
 def _known_start_rmse(dataset: xr.Dataset) -> float:
@@ -257,11 +267,12 @@ def test_parameters_follow_the_shared_names():
 
 def test_budget_cuts_the_steps_and_says_so(bundled):
     dataset = Inpaint().run(_context(bundled, 1, steps=50, budget=1e-6))
-    assert dataset.attrs["steps"] == 1 and dataset.attrs["steps_requested"] == 50
-    assert dataset.sizes["step"] == 1 and dataset.attrs["step_seconds"] > 0
+    one = hole_view(dataset, "square")
+    assert one.attrs["steps"] == 1 and one.attrs["steps_requested"] == 50
+    assert one.sizes["step"] == 1 and one.attrs["step_seconds"] > 0
     assert "Cut from 50 steps" in Inpaint().render(dataset).text
     full = Inpaint().run(_context(bundled, 1, steps=3, budget=0))
-    assert full.attrs["steps"] == 3 and "Cut from" not in Inpaint().render(full).text
+    assert full.steps.values.tolist() == [3] and "Cut from" not in Inpaint().render(full).text
 
 
 class DenseFlow(torch.nn.Module):
@@ -311,7 +322,7 @@ def test_without_block_tables_the_cone_is_everything_and_is_said_so():
     context.data = DataBatch(images_or_fields=images, source="uniform noise images")
     dataset = Inpaint().run(context)
     assert dataset.latent_set.values.tolist() == ["all"]
-    assert dataset.mask.shape == (8, 12) and int(dataset.mask.sum()) == 9
+    assert dataset.mask.shape == (1, 8, 12) and int(dataset.mask.sum()) == 9
     text = Inpaint().render(dataset).text
     assert "Every latent is in the cone" in text and "smaller space" not in text
     assert np.isfinite(dataset.log_prob.values).all()
@@ -330,3 +341,60 @@ def test_a_prior_without_a_density_is_refused_in_one_line():
     with pytest.raises(ValueError, match="has none: give it a log_density") as error:
         Inpaint().run(context)
     assert "\n" not in str(error.value)
+
+
+# -- issue 15: several holes ------------------------------------------------------------------
+def test_several_holes_are_filled_each_on_its_own(bundled):
+    dataset = Inpaint().run(_context(bundled, 2, steps=2, mask="square:4; square:8"))
+    assert dataset.hole.values.tolist() == ["square:4", "square:8"]
+    for spec in ("square:4", "square:8"):
+        one = hole_view(dataset, spec)
+        alone = hole_view(Inpaint().run(_context(bundled, 2, steps=2, mask=spec)), spec)
+        cone = cone_latents(bundled, parse_mask(spec, 32))
+        assert one.latents_touched.values.tolist() == [cone.sum(), 3072]
+        # the same inputs, start and optimisation as a run with that hole alone
+        np.testing.assert_allclose(one.masked_rmse, alone.masked_rmse, rtol=1e-5)
+        np.testing.assert_allclose(one.mean_masked_rmse, alone.masked_rmse.mean("image"), rtol=1e-5)
+    small, large = (int(dataset.latents_touched.sel(hole=h, latent_set="cone")) for h in
+                    ("square:4", "square:8"))  # fmt: skip
+    assert small <= large < 3072  # centred, both straddle the same block boundaries
+    section = Inpaint().render(dataset)
+    assert len(section.figures) == 4 and len(section.tables) == 4
+    assert "mask square:4" in section.text and "mask square:8" in section.text
+
+
+def test_a_hole_named_twice_is_refused(bundled):
+    with pytest.raises(ValueError, match="names a hole twice"):
+        Inpaint().run(_context(bundled, 1, steps=1, mask="square:4;square:4"))
+
+
+class OverflowingFlow(DenseFlow):
+    """Decodes latents of mean magnitude above 1 to NaN, as an ill-conditioned decoder overflows."""
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, logdet = super().decode(z)
+        overflowed = z.flatten(1).abs().mean(1) > 1
+        return torch.where(overflowed[:, None, None, None], torch.nan, x), logdet
+
+
+def test_fills_that_overflow_are_counted_and_left_out_of_the_means():
+    shape = (3, 8, 12)
+    model = RGFlowModel(
+        OverflowingFlow(math.prod(shape)),
+        GaussianPrior(1.0),
+        np.zeros(shape[1:], dtype=np.int64),
+        domain="image",
+        data_shape=shape,
+        preprocessing=LogitTransform(0.9),
+    )
+    images = np.stack([np.full(shape, 0.97), np.full(shape, 0.5)]).astype(np.float32)
+    context = _context(model, 2, steps=3, mask="square:3@2,4")
+    context.data = DataBatch(images_or_fields=images, source="a bright and a grey image")
+    dataset = hole_view(Inpaint().run(context), "square:3@2,4")
+    assert dataset.diverged.values.tolist() == [1]  # the bright input's latents overflow
+    rmse_of = dataset.masked_rmse.sel(latent_set="all").values
+    assert np.isnan(rmse_of[0]) and np.isfinite(rmse_of[1])
+    assert float(dataset.mean_masked_rmse.sel(latent_set="all")) == pytest.approx(rmse_of[1])
+    assert "became NaN/Inf as the decoder overflowed: 1 of 2 by all latents" in (
+        Inpaint().render(Inpaint().run(context)).text
+    )

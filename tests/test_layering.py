@@ -10,9 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rginspect"
 
 # module (relative to the package) -> package modules it must never import
 FORBIDDEN = {
-    "report": ("engine", "sweep", "distributed", "cli", "train"),
+    "report": ("engine", "sweep", "compare", "distributed", "cli", "train"),
     "engine": ("cli", "sweep", "distributed"),
     "sweep": ("cli", "distributed"),
+    "compare": ("cli", "distributed"),
     "distributed": ("cli",),
     "train": ("cli", "engine", "sweep", "distributed"),
     "formats": ("cli", "engine", "sweep", "distributed", "report"),

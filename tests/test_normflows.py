@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rginspect_plugins.likelihood import Likelihood
 from rginspect_plugins.mutual_info import MutualInfo
+from rginspect_plugins.receptive import Receptive
 
 import rginspect
 from rginspect.analysis import RunContext
@@ -238,6 +239,24 @@ def test_probe_jacobian_is_the_dense_one_and_blocks_refuse(name):
     with pytest.raises(ValueError, match="needs a MERA flow with block tables") as error:
         decoder_jacobian(model, z, "blocks")
     assert "\n" not in str(error.value)
+
+
+def test_the_receptive_analysis_on_a_glow_uses_probes_and_is_the_dense_jacobian():
+    """The analysis' fields (mean over samples of Σ_c |∂x_c/∂z|) from autograd's dense Jacobian."""
+    model = wrap_multiscale(trained_like(GLOW), **GLOW)
+    defaults = {key: p.default for key, p in Receptive.parameters.items()}
+    context = RunContext(model, defaults | {"samples": 2, "source": "prior", "budget": 0.0}, 0)
+    dataset = Receptive().run(context)
+    assert dataset.attrs["method"] == "probes" and dataset.attrs["samples"] == 2
+    C, H, W = model.data_shape
+    z = model.prior.sample((2, *model.data_shape), generator=context.generator())
+    dense = torch.stack(
+        [torch.func.jacrev(lambda v: model.decode(v[None])[0][0])(one) for one in z]
+    )  # (sample, C, H, W, C, H, W): data entry by latent
+    fields = dense.abs().reshape(2, C, H * W, -1).sum(1).mean(0).T  # (latent, site)
+    close(torch.as_tensor(dataset.rf_mass.values), fields.sum(1).double())
+    shown = torch.as_tensor(dataset.shown.values)
+    close(torch.as_tensor(dataset.rf_map.values).reshape(len(shown), -1), fields[shown])
 
 
 # -- the file ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ damaged or edited file ends in one line naming the key, never in a traceback fro
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -138,3 +139,17 @@ def _shown(value: Any, limit: int = 60) -> str:
     return (
         text if len(text) <= limit and "\n" not in text else text.replace("\n", " ")[:limit] + "…"
     )
+
+
+def training_record(recorded: Any, source: Path | str, fix: str = REEXPORT) -> dict[str, Any]:
+    """A checkpoint's record of how it was trained, as provenance `{"training": ...}` (empty without
+    one): a dict of plain JSON-able values, since it goes into every model card and report."""
+    if recorded is None:
+        return {}
+    try:
+        json.dumps(recorded, allow_nan=True)
+    except (TypeError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise CheckpointValueError(f"{source}: provenance is not a dict of plain values; {fix}")
+    return {"training": recorded} if recorded else {}

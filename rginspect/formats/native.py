@@ -32,7 +32,7 @@ from .base import (
     read_torch_file,
     require_keys,
 )
-from .checks import integer, state_dict_of, tensor_entry
+from .checks import integer, state_dict_of, tensor_entry, training_record
 from .config import FIX, checked_config
 
 FORMAT_KEY = "rginspect_format"
@@ -81,7 +81,7 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
                 state, key, path, binary=key.endswith(".masks"), positive=key == "prior.scale"
             )
     action = _action(payload.get("action"), config, path)
-    provenance = _training(payload.get("provenance"), path)
+    provenance = training_record(payload.get("provenance"), path, FIX)
     model = RGFlowModel.from_config(config, action=action, provenance=provenance)
     load_state_strictly(model, state, path)
     return model
@@ -108,19 +108,6 @@ def _action(recorded: Any, config: dict[str, Any], path: Path) -> torch.nn.Modul
             f"has {config['channels']} on L={config['L']}; {FIX}"
         )
     return action
-
-
-def _training(recorded: Any, path: Path) -> dict[str, Any]:
-    """The training record as provenance: a JSON-able dict (it goes into every model card)."""
-    if recorded is None:
-        return {}
-    try:
-        json.dumps(recorded, allow_nan=True)
-    except (TypeError, ValueError):
-        recorded = None
-    if not isinstance(recorded, dict):
-        raise CheckpointValueError(f"{path}: provenance is not a dict of plain values; {FIX}")
-    return {"training": recorded} if recorded else {}
 
 
 def write_native(model: RGFlowModel, path: Path) -> Path:

@@ -8,8 +8,9 @@ few constructor settings, and a checkpoint is a state dict plus those settings:
 
     {"rginspect_normflows": 1, "settings": {...}, "state_dict": flow.state_dict(), ...}
 
-written by `save_normflows(flow, path, **settings)`. A bare `flow.state_dict()` (as
-`MultiscaleFlow.save` writes it) loads too, given the settings as options:
+written by `save_normflows(flow, path, **settings)` (`rginspect train image --architecture glow`
+adds its training record, which becomes the model's provenance as in native checkpoints). A bare
+`flow.state_dict()` (as `MultiscaleFlow.save` writes it) loads too, given the settings as options:
 `rginspect.load(path, format="normflows", levels=3, steps=16, hidden_channels=256,
 input_shape=(3, 32, 32))`. Either way the file is read with torch.load(weights_only=True) and the
 model is rebuilt from the settings, never unpickled.
@@ -70,7 +71,7 @@ from .base import (
     read_torch_file,
     require_keys,
 )
-from .checks import choice, integer, state_dict_of, tensor_entry
+from .checks import choice, integer, state_dict_of, tensor_entry, training_record
 
 if TYPE_CHECKING:
     import normflows as nf
@@ -448,8 +449,15 @@ def _check_structure(flow: nn.Module, settings: dict[str, Any], source: str) -> 
 
 
 # -- the file -----------------------------------------------------------------------------------
-def save_normflows(flow: nf.MultiscaleFlow, path: str | Path, **settings: Any) -> Path:
-    """Write `flow` with the constructor settings it was built with, for `rginspect.load(path)`.
+def save_normflows(
+    flow: nf.MultiscaleFlow,
+    path: str | Path,
+    *,
+    training: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Path:
+    """Write `flow` with the constructor settings it was built with, for `rginspect.load(path)`,
+    and how it was trained (`training`, JSON-able) when a trainer made it.
 
     The settings are checked against the flow first (they must build the same keys and shapes).
     """
@@ -462,6 +470,8 @@ def save_normflows(flow: nf.MultiscaleFlow, path: str | Path, **settings: Any) -
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in flow.state_dict().items()},
         "normflows_version": normflows_module().__version__,
     }
+    if training:
+        payload["training"] = dict(training)
     try:
         with atomic_path(path) as temporary:
             torch.save(payload, temporary)
@@ -503,6 +513,7 @@ def load(path: Path, *, trust_checkpoint: bool = False, **architecture: Any) -> 
             )
         if isinstance(payload.get("normflows_version"), str):
             provenance["saved_with_normflows"] = payload["normflows_version"]
+        provenance |= training_record(payload.get("training"), path, FIX)
         payload = payload.get("state_dict")
     state = state_dict_of(payload, path, "the normflows state dict")
     settings = checked_settings({**recorded, **architecture}, path)

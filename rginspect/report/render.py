@@ -60,7 +60,7 @@ def section_view(entry: ReportSection) -> SectionView:
             for figure in (section.figures if section else [])
         ],
         "tables": [
-            {"html": _table_html(table.frame), "caption": table.caption}
+            {"html": table_html(table.frame), "caption": table.caption}
             for table in (section.tables if section else [])
         ],
     }
@@ -76,9 +76,14 @@ def render_report(
     """The report's HTML text. Every string from a model or a plugin is escaped by Jinja2."""
     views = [entry if isinstance(entry, dict) else section_view(entry) for entry in sections]
     card = {key: value for key, value in model_card.items() if key not in ("config", "provenance")}
-    return _ENVIRONMENT.get_template("report.html.j2").render(
-        title=title, model_card=card, run_info=run_info, sections=views
+    return render_template(
+        "report.html.j2", title=title, model_card=card, run_info=run_info, sections=views
     )
+
+
+def render_template(name: str, **context: Any) -> str:
+    """One of the report templates (report.html.j2, or a page that extends it), autoescaped."""
+    return _ENVIRONMENT.get_template(name).render(**context)
 
 
 def write_report(path: Path, html: str) -> Path:
@@ -101,7 +106,7 @@ def _png_data_uri(figure: matplotlib.figure.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _table_html(frame: pd.DataFrame) -> Markup:
+def table_html(frame: pd.DataFrame) -> Markup:
     """pandas escapes the cells; the markup it builds is ours, so it is marked safe.
     A plain 0..n−1 index carries nothing, so it is left out."""
     html = frame.to_html(
