@@ -613,7 +613,8 @@ def training_options(defaults: Any):
     default="rgflow",
     show_default=True,
     help="rgflow: RG-Flow's MERA, a native checkpoint; glow: a normflows Glow (nlayers Glow "
-    "steps per level, nhidden coupling channels), a normflows checkpoint.",
+    "steps per level, nhidden coupling channels; sigmoid_inv scales, so decoding is bounded), a "
+    "normflows checkpoint.",
 )
 @click.option("--kernel", default=4, show_default=True, help="Block size K of the MERA (rgflow).")
 @click.option(

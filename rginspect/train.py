@@ -229,7 +229,8 @@ def train_image_checkpoint(
 
     architecture "rgflow" builds RG-Flow's MERA (kernel, prior, the conditioner sizes) and writes
     a native checkpoint; "glow" builds a normflows Glow (`levels`, nlayers Glow steps per level,
-    nhidden coupling channels) and writes a normflows checkpoint, so that the two families are
+    nhidden coupling channels, scale_map "sigmoid_inv" so that decoding multiplies by the sigmoid
+    scales and stays bounded) and writes a normflows checkpoint, so that the two families are
     trained by the same loop on the same images.
     """
     from .data import load_data
@@ -294,6 +295,9 @@ def _initial_glow(
         "steps": settings.nlayers,
         "hidden_channels": settings.nhidden,
         "input_shape": [int(channels), int(size), int(images01.shape[3])],
+        # the generative direction multiplies by sigmoid scales (normflows' Glow default divides
+        # by them, so its decoder and samples overflow): decoding stays bounded
+        "scale_map": "sigmoid_inv",
     }
     torch.manual_seed(settings.seed)  # the initial weights too, so the command reproduces
     flow = build_multiscale(**glow)

@@ -37,10 +37,13 @@ nf = pytest.importorskip("normflows")
 GLOW = dict(levels=2, steps=2, hidden_channels=8, input_shape=[3, 8, 8])
 MODELS = {
     "glow": GLOW,
+    # the generative direction multiplies by the sigmoid scales (bounded), as `train image` builds
+    "glow_sigmoid_inv": GLOW | dict(scale_map="sigmoid_inv"),
     "glow_checkerboard_diag": GLOW | dict(split_mode="checkerboard", prior="diag_gaussian"),
     "realnvp": GLOW | dict(architecture="realnvp"),
     "realnvp_checkerboard_diag": GLOW
     | dict(architecture="realnvp", split_mode="checkerboard", prior="diag_gaussian"),
+    "realnvp_sigmoid_inv": GLOW | dict(architecture="realnvp", scale_map="sigmoid_inv"),
     "glow_3_levels_non_square": dict(
         levels=3, steps=2, hidden_channels=8, input_shape=[1, 8, 16], scale=False
     ),
@@ -115,6 +118,18 @@ def test_encode_decode_log_prob_are_normflows_own(pair):
     moved = (decoded - skeleton(flow).forward_and_log_det(latents)[0]).abs().max()
     assert float(moved) > 0.1 and float(logdet.abs().max()) > 0.5  # not the identity map
     assert model.load_check["max_reconstruction_error"] < 1e-4
+
+
+def scale_maps(flow) -> set[str]:
+    return {m.scale_map for m in flow.modules() if isinstance(m, nf.flows.AffineCoupling)}
+
+
+def test_the_couplings_use_the_scale_map_of_the_settings(pair):
+    options, flow, model = pair
+    default = "sigmoid" if options.get("architecture", "glow") == "glow" else "exp"
+    expected = options.get("scale_map", default)
+    assert scale_maps(flow) == scale_maps(model.flow.multiscale) == {expected}
+    assert model.provenance["normflows"]["scale_map"] == expected
 
 
 def test_packing_is_the_squeezes_and_merges_and_a_bijection(pair):
@@ -291,6 +306,48 @@ def test_a_bare_state_dict_loads_with_its_settings_as_options(tmp_path):
         close(model.log_prob(x), flow.log_prob(x, None))
 
 
+@pytest.mark.parametrize(
+    "options, built_with",
+    [(GLOW, "sigmoid"), (GLOW | dict(architecture="realnvp"), "exp")],
+)
+def test_settings_without_scale_map_load_as_they_were_built(tmp_path, options, built_with):
+    """Files saved before scale_map was a setting: a Glow was built with normflows' sigmoid map,
+    a RealNVP with exp, and they load exactly as before."""
+    flow = trained_like(options)
+    path = save_normflows(flow, tmp_path / "old.pt", **options)
+    payload = torch.load(path, weights_only=True)
+    assert payload["settings"]["scale_map"] == built_with  # written explicitly from now on
+    del payload["settings"]["scale_map"]
+    torch.save(payload, path)
+    model = rginspect.load(path)
+    assert scale_maps(model.flow.multiscale) == {built_with}
+    assert model.provenance["normflows"]["scale_map"] == built_with
+    x = inputs(model)
+    with torch.no_grad():
+        z, logdet = model.encode(x)
+        latents, logdet_nf = flow.inverse_and_log_det(x)
+        close(logdet, logdet_nf)
+        close(model.log_prob(x), flow.log_prob(x, None))
+        close(model.decode(z)[0], flow.forward_and_log_det(latents)[0])
+    # and a bare state dict without it, given the other settings as options
+    bare = tmp_path / "bare.pt"
+    flow.save(bare)
+    with torch.no_grad():
+        close(rginspect.load(bare, **options).log_prob(x), flow.log_prob(x, None))
+
+
+def test_the_scale_map_changes_the_model():
+    """sigmoid and sigmoid_inv share every weight's shape, so only the setting tells them apart:
+    the same weights give another density under the other map."""
+    flow = trained_like(GLOW)
+    inverse = build_multiscale(**GLOW | dict(scale_map="sigmoid_inv"))
+    inverse.load_state_dict(flow.state_dict())
+    x = inputs(wrap_multiscale(flow, **GLOW))
+    with torch.no_grad():
+        difference = (flow.log_prob(x, None) - inverse.log_prob(x, None)).abs().max()
+    assert float(difference) > 1.0
+
+
 def test_actnorm_never_refits_to_a_batch():
     """A fresh flow's ActNorm would fit itself to the first batch encoded; wrapped, it keeps its
     stored weights, so encode is a pure function of its input."""
@@ -370,6 +427,8 @@ def _set(where, key, value):
         (_set("settings", "input_shape", [3, 8]), CheckpointValueError, "is not (C, H, W)"),
         (_set("settings", "scale", 1), CheckpointValueError, "scale = 1 is not true or false"),
         (_set("settings", "prior", "laplace"), CheckpointValueError, "prior = 'laplace' is not one"),
+        (_set("settings", "scale_map", "tanh"), CheckpointValueError,
+         "scale_map = 'tanh' is not one of exp, sigmoid, sigmoid_inv"),
         (_set("settings", "colour", 1), ArchitectureError, "not colour"),
         (_set(None, "settings", [1, 2]), CheckpointValueError, "settings is a list, not a dict"),
         (_set(None, "rginspect_normflows", 9), NotACheckpointError, "upgrade rginspect"),

@@ -15,14 +15,19 @@ adds its training record, which becomes the model's provenance as in native chec
 input_shape=(3, 32, 32))`. Either way the file is read with torch.load(weights_only=True) and the
 model is rebuilt from the settings, never unpickled.
 
-Settings: architecture "glow" (K × GlowBlock: affine coupling with sigmoid scale, LU 1×1
-convolution, ActNorm; normflows' Glow example) or "realnvp" (K affine couplings with exp scale,
-alternating the split with its inverse; no 1×1 convolution, no normalisation); levels L; steps
-K per level; hidden_channels of the coupling networks; input_shape (C, H, W), H and W multiples of
-2^L (W of 2^(L+1) for a checkerboard split); split_mode "channel" or "checkerboard" (of the
-couplings; merges join channels); scale (affine, not additive, couplings); prior
-"glow_base" (GlowBase: a learned mean and log-scale per channel) or "diag_gaussian" (DiagGaussian:
-one per entry). Class-conditional priors are not read: rginspect analyses unconditional densities.
+Settings: architecture "glow" (K × GlowBlock: affine coupling, LU 1×1 convolution, ActNorm;
+normflows' Glow example) or "realnvp" (K affine couplings, alternating the split with its inverse;
+no 1×1 convolution, no normalisation); levels L; steps K per level; hidden_channels of the coupling
+networks; input_shape (C, H, W), H and W multiples of 2^L (W of 2^(L+1) for a checkerboard split);
+split_mode "channel" or "checkerboard" (of the couplings; merges join channels); scale (affine, not
+additive, couplings); scale_map, how the couplings' scales are made from the network output s
+(normflows' AffineCoupling): "exp" (RealNVP), "sigmoid" (normflows' Glow: the generative direction
+divides by sigmoid(s + 2), so decoding is unbounded and can overflow) or "sigmoid_inv" (the
+generative direction multiplies by sigmoid(s + 2), bounded; encoding divides); a file without it
+was built with its architecture's normflows default, "sigmoid" for "glow" and "exp" for
+"realnvp"; prior "glow_base" (GlowBase: a learned mean and log-scale per channel) or
+"diag_gaussian" (DiagGaussian: one per entry). Class-conditional priors are not read: rginspect
+analyses unconditional densities.
 
 The contract: encode and decode are normflows' own inverse_and_log_det and forward_and_log_det;
 the per-level latents are packed into one (C, H, W) tensor by the squeezes and merges alone (the
@@ -84,8 +89,17 @@ FIX = "check the architecture options, or save the model again with save_normflo
 ARCHITECTURES = ("glow", "realnvp")
 SPLIT_MODES = ("channel", "checkerboard")
 PRIOR_KINDS = ("glow_base", "diag_gaussian")
+SCALE_MAPS = ("exp", "sigmoid", "sigmoid_inv")  # normflows' AffineCoupling scale maps
+# what each architecture was built with before scale_map was a setting (normflows' own defaults)
+DEFAULT_SCALE_MAP = {"glow": "sigmoid", "realnvp": "exp"}
 REQUIRED = ("levels", "steps", "hidden_channels", "input_shape")
-DEFAULTS = {"architecture": "glow", "split_mode": "channel", "scale": True, "prior": "glow_base"}
+DEFAULTS = {
+    "architecture": "glow",
+    "split_mode": "channel",
+    "scale": True,
+    "scale_map": None,  # DEFAULT_SCALE_MAP of the architecture
+    "prior": "glow_base",
+}
 SETTINGS = (*REQUIRED, *DEFAULTS)
 KERNELS = (3, 1, 3)  # the coupling networks' convolutions, as normflows' GlowBlock has them
 QUANTILE_BISECTIONS = 80  # halvings of the search interval: far below float64 resolution
@@ -142,10 +156,12 @@ def checked_settings(values: Mapping[str, Any], source: Path | str) -> dict[str,
         raise CheckpointValueError(
             f"{source}: scale = {settings['scale']!r} is not true or false; {FIX}"
         )
+    architecture = choice(settings["architecture"], "architecture", source, ARCHITECTURES, FIX)
+    scale_map = settings["scale_map"]
+    if scale_map is None:
+        scale_map = DEFAULT_SCALE_MAP[architecture]
     return {
-        "architecture": choice(
-            settings["architecture"], "architecture", source, ARCHITECTURES, FIX
-        ),
+        "architecture": architecture,
         "levels": levels,
         "steps": integer(settings["steps"], "steps", source, maximum=1024, fix=FIX),
         "hidden_channels": integer(
@@ -154,6 +170,7 @@ def checked_settings(values: Mapping[str, Any], source: Path | str) -> dict[str,
         "input_shape": [channels, height, width],
         "split_mode": split_mode,
         "scale": settings["scale"],
+        "scale_map": choice(scale_map, "scale_map", source, SCALE_MAPS, FIX),
         "prior": choice(settings["prior"], "prior", source, PRIOR_KINDS, FIX),
     }
 
@@ -195,10 +212,12 @@ def build_multiscale(**settings: Any) -> nf.MultiscaleFlow:
 def _steps(nf: Any, width: int, settings: Mapping[str, Any]) -> list[nn.Module]:
     """One level's K flow steps on `width` channels: Glow blocks, or RealNVP couplings that
     alternate the split with its inverse so that every entry is transformed."""
-    hidden, scale = settings["hidden_channels"], settings["scale"]
+    hidden, scale, scale_map = settings["hidden_channels"], settings["scale"], settings["scale_map"]
     if settings["architecture"] == "glow":
         return [
-            nf.flows.GlowBlock(width, hidden, scale=scale, split_mode=settings["split_mode"])
+            nf.flows.GlowBlock(
+                width, hidden, scale=scale, scale_map=scale_map, split_mode=settings["split_mode"]
+            )
             for _ in range(settings["steps"])
         ]
     steps = []
@@ -207,7 +226,7 @@ def _steps(nf: Any, width: int, settings: Mapping[str, Any]) -> list[nn.Module]:
         kept, changed = _split_channels(width, mode)
         outputs = (2 if scale else 1) * changed
         network = nf.nets.ConvNet2d((kept, hidden, hidden, outputs), KERNELS, init_zeros=True)
-        steps.append(nf.flows.AffineCouplingBlock(network, scale, "exp", mode))
+        steps.append(nf.flows.AffineCouplingBlock(network, scale, scale_map, mode))
     return steps
 
 
