@@ -21,7 +21,7 @@ from pathlib import Path
 from rginspect.train import train_field_checkpoint
 from rginspect.training_settings import FIELD_TRAINING, TrainingSettings
 
-KAPPAS = (0.35, 0.6)
+KAPPAS = (0.6, 0.35)
 # the defaults before issue 14: affine couplings on the checkerboard alone, batch 64 at every L,
 # learning rate 1e-3, 2000 steps, the action's weight annealed over half of them
 OLD = {
@@ -73,5 +73,5 @@ if __name__ == "__main__":
         folder.mkdir(parents=True, exist_ok=True)
         for L in sizes:
             for kappa in KAPPAS:
-                for name in ("old", "new"):
+                for name in ("new", "old"):
                     print(row(L, kappa, name, *trained(L, kappa, name, folder)), flush=True)
