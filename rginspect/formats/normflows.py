@@ -68,6 +68,7 @@ from ..errors import (
 )
 from ..hooks import hookimpl
 from ..model import RGFlowModel
+from ..nn.preprocessing import dequantized
 from ..nn.priors import Prior, _noise_device
 from .base import (
     CheckpointFormat,
@@ -401,11 +402,7 @@ class DequantizedImages(nn.Module):
         dequantize: bool = False,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = images01
-        if dequantize:
-            where = generator.device if generator is not None else x.device
-            noise = torch.rand(x.shape, generator=generator, device=where).to(x)
-            x = (x * 255 + noise) / 256
+        x = dequantized(images01, generator) if dequantize else images01
         return x, self.log_det_at(x)
 
     def log_det_at(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,11 +22,7 @@ class LogitTransform(nn.Module):
         dequantize: bool = False,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        y = images01
-        if dequantize:
-            where = generator.device if generator is not None else y.device
-            noise = torch.rand(y.shape, generator=generator, device=where).to(y)
-            y = (y * 255 + noise) / 256
+        y = dequantized(images01, generator) if dequantize else images01
         # the same operation order as upstream, so float32 results match to the last bit
         y = ((y * 2 - 1) * self.constraint + 1) / 2
         x = torch.log(y) - torch.log(1 - y)
@@ -42,3 +38,10 @@ class LogitTransform(nn.Module):
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.sigmoid(x)
         return ((y * 2 - 1) / self.constraint + 1) / 2
+
+
+def dequantized(images01: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """8-bit images in [0, 1] spread uniformly over their bins: (255·x + u)/256, u ~ U[0, 1)."""
+    where = generator.device if generator is not None else images01.device
+    noise = torch.rand(images01.shape, generator=generator, device=where).to(images01)
+    return (images01 * 255 + noise) / 256
