@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from rginspect_plugins.correlation import Correlation
+from rginspect_plugins.correlation import Correlation, Ensemble, measure
 
 from rginspect.analysis import RunContext
 from rginspect.data.specs import DataBatch
 from rginspect.model import RGFlowModel
 from rginspect.nn.architectures import neuralrg_config, rgflow_config
-from rginspect.physics import Phi4Action, hmc
+from rginspect.physics import IsingAction, Phi4Action, hmc
 from rginspect.physics.correlation import (
     FORMS,
+    ISING_CRITICAL_BINDER,
     CorrelationEstimate,
+    binder_cumulant,
     bootstrap_weights,
     chord_length,
     decaying_range,
@@ -458,3 +460,82 @@ def test_symmetry_group_refuses_what_a_field_does_not_have():
         symmetry_group(1, 4, False)
     with pytest.raises(ValueError, match="positive integer"):
         symmetry_group(2, 0, False)
+
+
+def ising_spins(L: int, beta: float, *, chains: int = 64, sweeps: int = 600) -> torch.Tensor:
+    """±1 spins of the 2D Ising model by checkerboard Metropolis, chain after chain: ordered
+    starts (half up, half down) below T_c, random ones above; the first third is burn-in."""
+    generator = np.random.default_rng(1)
+    ordered = beta > 0.4407
+    s = np.ones((chains, L, L)) if ordered else generator.choice([-1.0, 1.0], (chains, L, L))
+    s[: chains // 2] *= -1
+    parity = np.add.outer(np.arange(L), np.arange(L)) % 2
+    kept = []
+    for sweep in range(sweeps):
+        for colour in (0, 1):
+            field = sum(np.roll(s, k, axis) for axis in (1, 2) for k in (-1, 1))
+            accept = generator.random(s.shape) < np.exp(-2 * beta * s * field)
+            s = np.where((parity == colour) & accept, -s, s)
+        if sweep >= sweeps // 3 and sweep % 4 == 0:
+            kept.append(s.copy())
+    return torch.from_numpy(np.stack(kept, 1).reshape(-1, 1, L, L))
+
+
+def test_binder_cumulant_is_two_thirds_for_order_and_zero_for_a_gaussian():
+    ordered = torch.full((1000, 1, 4, 4), 0.8) * torch.from_numpy(
+        rng.choice([-1.0, 1.0], 1000)
+    ).view(-1, 1, 1, 1)
+    u, resamples = binder_cumulant(ordered, n_resamples=50, block_length=1, rng=rng)
+    assert u == pytest.approx(2 / 3, abs=1e-12)
+    gaussian = torch.from_numpy(rng.normal(size=(20000, 1, 4, 4)))
+    u, resamples = binder_cumulant(gaussian, n_resamples=200, block_length=1, rng=rng)
+    assert abs(u) < 3 * resamples.std() and resamples.std() < 0.02
+    with pytest.raises(ValueError, match="one-component"):
+        binder_cumulant(torch.zeros(10, 2, 4, 4), n_resamples=5, block_length=1, rng=rng)
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.6])
+def test_ising_spins_below_tc_are_ordered_with_onsagers_plateau(beta):
+    """2D Ising spins on 16 × 16: below T_c (β = 0.6) C(r) plateaus at Onsager's m₀², which
+    neither decay form has, and the label is "ordered" from m's Binder cumulant (≈ 2/3); above
+    T_c (β = 0.3) it is disordered, U ≈ 0. Before, order was called "critical (power law)"."""
+    L = 16
+    model = RGFlowModel.from_config(
+        neuralrg_config(channels=1, L=L, nlayers=1, nmlp=1, nhidden=4),
+        action=IsingAction(L, 1 / beta),
+    )
+    spins = ising_spins(L, beta)
+    dataset, _ = measure(Ensemble("data", spins, "Metropolis spins", None), model, DEFAULTS, seed=0)
+    u = float(dataset.binder_cumulant)
+    if beta > 0.4407:
+        m0_squared = (1 - math.sinh(2 * beta) ** -4) ** 0.25  # Onsager–Yang
+        plateau = dataset.correlation.sel(distance=L // 2)
+        assert float(plateau) == pytest.approx(m0_squared, abs=3 * float(
+            dataset.correlation_error.sel(distance=L // 2)) + 2e-3)  # fmt: skip
+        assert dataset.label.item() == "ordered" and float(dataset.label_confidence) > 0.97
+        assert u == pytest.approx(2 / 3, abs=5e-3)
+    else:
+        assert dataset.label.item() == "disordered"
+        assert u < 0.1 < ISING_CRITICAL_BINDER
+
+
+def test_real_phi4_broken_phase_is_ordered_in_the_report():
+    """Real (one-component) φ⁴ at λ = 1, L = 8, through the whole analysis on the action's own
+    HMC ensemble: κ = 0.4 is on the broken side (⟨φ⟩ ≠ 0 in the infinite volume, U near 2/3),
+    κ = 0.15 on the symmetric one."""
+    phases = {}
+    for kappa in (0.15, 0.4):
+        torch.manual_seed(0)
+        model = RGFlowModel.from_config(
+            neuralrg_config(channels=1, L=8, nlayers=1, nmlp=1, nhidden=4),
+            action=Phi4Action(8, kappa, 1.0, n_channels=1),
+        )
+        parameters = {**DEFAULTS, "samples": 256, "inputs": 2048}
+        result = Correlation().run(RunContext(model, parameters, seed=0, show_progress=False))
+        phases[kappa] = result.phase.item()
+        if kappa == 0.4:
+            assert float(result.sel(ensemble="action").binder_cumulant) > 0.64
+            text = Correlation().render(result).text
+            assert text.startswith("Phase, from the action's own ensemble (HMC): ordered.")
+            assert "Binder U" in Correlation().render(result).tables[0].frame
+    assert phases == {0.15: "disordered", 0.4: "ordered"}
