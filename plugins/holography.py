@@ -6,9 +6,11 @@ information decays with bulk distance, I_ij = I_0 exp(−d_ij/ξ), and in the hy
 space with radius R
     cosh(d_ij / R) = 1 + (|Δx|² + (z_i − z_j)²) / (2 z_i z_j).
 With distances in units of ξ this is a straight line, ln I_ij = ln I_0 − R·g_ij with
-g_ij = arccosh(…) the unit-radius geodesic; a flat bulk gives ln I_ij = ln I_0 − s·|(Δx, Δz)|. Both
-are fitted on the pairs whose MI stands above the noise floor; the better R² says which geometry the
-flow's latents follow. R's error is the spread over bootstrap resamples of the inputs. The distances
+g_ij = arccosh(…) the unit-radius geodesic; a flat bulk gives ln I_ij = ln I_0 − s·|(Δx, Δz)|. Pairs
+whose MI is below the noise floor are not dropped but censored: they say "ln I is below the floor"
+and nothing more (a Tobit fit). Keeping only the pairs above the floor would keep, at large
+distances, only the pairs whose noise lifted them, and flatten the slope. The better R² of ln I
+over the pairs above the floor says which geometry the flow's latents follow. R's error is the spread over bootstrap resamples of the inputs. The distances
 −ln(I_ij/I_0) are also embedded in the plane by metric MDS, to look at.
 """
 
@@ -19,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from scipy.optimize import minimize
+from scipy.stats import norm
 from sklearn.manifold import MDS
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
@@ -39,7 +43,7 @@ class Holography(Analysis):
     description = (
         "Bulk geometry from residual MI between latents: hyperbolic radius R vs a flat fit"
     )
-    version = "3"  # 3: bootstrap over whole HMC chains
+    version = "4"  # 4: censored fits over every pair
     parameters = {
         "inputs": Parameter(int, 4096, "inputs to encode"),
         "resamples": Parameter(int, 20, "bootstrap resamples of the inputs for R's error"),
@@ -69,9 +73,10 @@ class Holography(Analysis):
                 f"only {int(reliable.sum())} latent pairs have MI above the noise floor "
                 f"({floor:.2g} nats): use more samples"
             )
+        log_floor = np.log(floor)
         fits = {
-            "hyperbolic": line_fit(geodesic[reliable], np.log(mi[reliable])),
-            "flat": line_fit(flat[reliable], np.log(mi[reliable])),
+            "hyperbolic": line_fit(geodesic[upper], np.log(mi[upper]), log_floor),
+            "flat": line_fit(flat[upper], np.log(mi[upper]), log_floor),
         }
         chains = context.target_chains(settings["inputs"])
         if chains is None:  # data: taken as independent inputs
@@ -87,9 +92,8 @@ class Holography(Analysis):
                 else chains.chain_bootstrap(rng)
             )
             resample = vectors[drawn]
-            mi_b = pairwise_gaussian_mi(resample)
-            keep = upper & (mi_b > floor)
-            radii.append(line_fit(geodesic[keep], np.log(mi_b[keep]))[0])
+            log_mi_b = np.log(pairwise_gaussian_mi(resample)[upper])
+            radii.append(line_fit(geodesic[upper], log_mi_b, log_floor)[0])
         log_i0 = fits["hyperbolic"][1]
         dissimilarity = np.clip(
             log_i0 - np.log(np.where(upper | upper.T, np.maximum(mi, floor), 1)), 0, None
@@ -185,10 +189,15 @@ class Holography(Analysis):
             figures=[
                 Figure(
                     figure,
-                    f"Pairs above the noise floor ({dataset.attrs['reliable_pairs']} of {dataset.attrs['all_pairs']}) from {dataset.attrs['samples']} {dataset.attrs['source']}.",
+                    f"Pairs above the noise floor ({dataset.attrs['reliable_pairs']} of "
+                    f"{dataset.attrs['all_pairs']}) from {dataset.attrs['samples']} "
+                    f"{dataset.attrs['source']}; the lines are censored fits, in which the "
+                    "pairs below the floor count as lying below it.",
                 )
             ],
-            tables=[Table(table, "Straight-line fits of ln I against each geometry's distance")],
+            tables=[
+                Table(table, "Censored straight-line fits of ln I against each geometry's distance")
+            ],
             text=(
                 f"R = {float(dataset.radius):.3g} ± {float(dataset.radius_err):.2g} ξ (bootstrap "
                 f"over {dataset.attrs['bootstrap']}; the slowest global mode leaves "
@@ -211,9 +220,29 @@ def bulk_distances(
     return geodesic, np.hypot(boundary, dz)
 
 
-def line_fit(distance: np.ndarray, log_mi: np.ndarray) -> tuple[float, float, float]:
-    """ln I = ln I₀ − slope·d by least squares: (slope, ln I₀, R²)."""
-    slope, intercept = np.polyfit(distance, log_mi, 1)
-    residual = log_mi - (intercept + slope * distance)
-    r2 = 1 - residual.var() / log_mi.var()
+def line_fit(
+    distance: np.ndarray, log_mi: np.ndarray, log_floor: float = -np.inf
+) -> tuple[float, float, float]:
+    """ln I = ln I₀ − slope·d + Gaussian noise, with every ln I ≤ log_floor censored (known only to
+    lie below it): maximum likelihood (Tobit), which is least squares when nothing is censored.
+    Returns (slope, ln I₀, R² of the line over the uncensored pairs)."""
+    seen = log_mi > log_floor
+    if seen.sum() < 3:
+        raise ValueError(f"{int(seen.sum())} pairs above the floor cannot fix a line and its noise")
+    slope, intercept = np.polyfit(distance[seen], log_mi[seen], 1)
+    residual = log_mi[seen] - (intercept + slope * distance[seen])
+    start = np.array([intercept, slope, np.log(residual.std() + 1e-12)])
+    if not seen.all():
+
+        def negative_log_likelihood(theta: np.ndarray) -> float:
+            line, sigma = theta[0] + theta[1] * distance, np.exp(theta[2])
+            seen_density = norm.logpdf((log_mi[seen] - line[seen]) / sigma) - theta[2]
+            censored_mass = norm.logcdf((log_floor - line[~seen]) / sigma)
+            return -float(seen_density.sum() + censored_mass.sum())
+
+        options = {"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000}
+        fit = minimize(negative_log_likelihood, start, method="Nelder-Mead", options=options)
+        intercept, slope, _ = fit.x
+        residual = log_mi[seen] - (intercept + slope * distance[seen])
+    r2 = 1 - np.mean(residual**2) / log_mi[seen].var()  # the line need not centre them
     return float(-slope), float(intercept), float(r2)
