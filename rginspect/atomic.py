@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import OutputError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -35,6 +37,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(
+    path: str | Path,
+    *,
+    advice: str = "free space or choose another --out",
+    errors: tuple[type[BaseException], ...] = (OSError,),
+) -> Iterator[Path]:
+    """`atomic_path` for a file the user asked for: a failing write (`errors`) becomes one
+    OutputError line that names the file, the reason and `advice`."""
+    try:
+        with atomic_path(path) as temporary:
+            yield temporary
+    except errors as error:
+        reason = getattr(error, "strerror", None) or error
+        raise OutputError(f"cannot write {path} ({reason}); {advice}") from None
 
 
 def stale_copies(path: str | Path) -> list[Path]:

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .atomic import atomic_path, stale_copies
-from .errors import OutputError
+from .atomic import atomic_output, stale_copies
 
 BOOL_MARKER = "rginspect_dtype"  # how earlier files marked booleans (int8 with this attribute)
 
@@ -179,24 +178,19 @@ class ResultsStore:
 
     def _flush(self) -> None:
         appendable = self._root_in_file and not self._unwritten & self._in_file
-        try:
-            with atomic_path(self.path) as temporary:
-                if appendable:
-                    shutil.copyfile(self.path, temporary)
-                    # booleans through xarray's own encoding, as in a full write
-                    for name in [name for name in self._groups if name in self._unwritten]:
-                        self._groups[name].to_netcdf(
-                            temporary, mode="a", group=name, engine="h5netcdf"
-                        )
-                else:
-                    root = xr.Dataset(attrs=self._root_attrs)
-                    tree = xr.DataTree.from_dict({"/": root, **self._groups})
-                    tree.to_netcdf(temporary, engine="h5netcdf")
-        except OSError as error:
-            raise OutputError(
-                f"cannot write {self.path} ({error.strerror or error}); free space or choose "
-                "another --out (what was saved before stays in the previous copy)"
-            ) from None
+        advice = (
+            "free space or choose another --out (what was saved before stays in the previous copy)"
+        )
+        with atomic_output(self.path, advice=advice) as temporary:
+            if appendable:
+                shutil.copyfile(self.path, temporary)
+                # booleans through xarray's own encoding, as in a full write
+                for name in [name for name in self._groups if name in self._unwritten]:
+                    self._groups[name].to_netcdf(temporary, mode="a", group=name, engine="h5netcdf")
+            else:
+                root = xr.Dataset(attrs=self._root_attrs)
+                tree = xr.DataTree.from_dict({"/": root, **self._groups})
+                tree.to_netcdf(temporary, engine="h5netcdf")
         self._in_file, self._unwritten, self._root_in_file = set(self._groups), set(), True
 
 
@@ -207,13 +201,8 @@ def write_tree(path: Path, root: dict[str, Any], groups: dict[str, xr.Dataset]) 
     tree = xr.DataTree.from_dict(
         {"/": xr.Dataset(attrs={k: _storable(v) for k, v in root.items()}), **groups}
     )
-    try:
-        with atomic_path(path) as temporary:
-            tree.to_netcdf(temporary, engine="h5netcdf")
-    except OSError as error:
-        raise OutputError(
-            f"cannot write {path} ({error.strerror or error}); free space or choose another --out"
-        ) from None
+    with atomic_output(path) as temporary:
+        tree.to_netcdf(temporary, engine="h5netcdf")
     return path
 
 

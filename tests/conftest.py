@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RGFLOW_RUN = FIXTURES / "rgflow" / "msds1" / "laplace_nl2_nr1_nm1_nh64"
@@ -57,3 +58,25 @@ def affine_image_flow(channels=3, height=4, width=8, a=2.0, b=0.5, prior="gaussi
         "prior": prior,
         "domain": "image",
     }
+
+
+STATE_DICT_MUTATIONS = ("remove", "rename", "reshape", "int", "complex", "bool", "nan", "inf")
+
+
+def mutate_state_dict(state: dict[str, torch.Tensor], mutation: str, which: int) -> str:
+    """Damage one entry of `state` in place, the way a hostile or broken file would (an entry
+    missing, renamed, reshaped, of the wrong dtype or non-finite); return its key."""
+    key = sorted(state)[which % len(state)]
+    tensor = state[key]
+    if mutation == "remove":
+        del state[key]
+    elif mutation == "rename":
+        state[key + "_renamed"] = state.pop(key)
+    elif mutation == "reshape":
+        state[key] = tensor.reshape(-1) if tensor.dim() != 1 else tensor.reshape(1, -1)
+    elif mutation in ("int", "complex", "bool"):
+        dtypes = {"int": torch.int32, "complex": torch.complex64, "bool": torch.bool}
+        state[key] = tensor.to(dtypes[mutation])
+    else:
+        state[key] = tensor.float().fill_(float(mutation))
+    return key

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import NEURALRG_RUN, RGFLOW_STATE
+from conftest import NEURALRG_RUN, RGFLOW_STATE, STATE_DICT_MUTATIONS, mutate_state_dict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
@@ -233,28 +233,11 @@ def test_bit_flipped_checkpoints_load_or_are_refused(tmp_path_factory, kind, fli
     outcome(path)  # a flip inside a weight may leave a valid model; all else is an rginspect error
 
 
-MUTATIONS = ("remove", "rename", "reshape", "int", "complex", "bool", "nan", "inf")
-
-
 @FUZZ
-@given(mutation=st.sampled_from(MUTATIONS), which=st.integers(0, 10**6))
+@given(mutation=st.sampled_from(STATE_DICT_MUTATIONS), which=st.integers(0, 10**6))
 def test_mutated_state_dicts_are_specific_errors(tmp_path_factory, mutation, which):
     checkpoint = torch.load(PHI4, weights_only=True)
-    state = checkpoint["state_dict"]
-    key = sorted(state)[which % len(state)]
-    tensor = state[key]
-    if mutation == "remove":
-        del state[key]
-    elif mutation == "rename":
-        state[key + "_renamed"] = state.pop(key)
-    elif mutation == "reshape":
-        state[key] = tensor.reshape(-1) if tensor.dim() != 1 else tensor.reshape(1, -1)
-    elif mutation in ("int", "complex", "bool"):
-        state[key] = tensor.to(
-            {"int": torch.int32, "complex": torch.complex64, "bool": torch.bool}[mutation]
-        )
-    else:
-        state[key] = tensor.float().fill_(float(mutation))
+    key = mutate_state_dict(checkpoint["state_dict"], mutation, which)
     path = tmp_path_factory.mktemp("state") / "mutated.pt"
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)

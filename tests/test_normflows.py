@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from conftest import STATE_DICT_MUTATIONS, mutate_state_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rginspect_plugins.likelihood import Likelihood
@@ -464,28 +465,13 @@ def test_truncated_files_are_refused(saved, tmp_path, fraction):
     assert type(raised.value) is not RGInspectError and "\n" not in str(raised.value)
 
 
-MUTATIONS = ("remove", "rename", "reshape", "int", "complex", "nan")
-
-
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(mutation=st.sampled_from(MUTATIONS), which=st.integers(0, 10**6))
+@given(mutation=st.sampled_from(STATE_DICT_MUTATIONS), which=st.integers(0, 10**6))
 def test_mutated_state_dicts_are_specific_errors(saved, tmp_path, mutation, which):
     def change(payload):
-        state = payload["state_dict"]
-        key = sorted(state)[which % len(state)]
-        tensor = state[key]
-        if mutation == "remove":
-            del state[key]
-        elif mutation == "rename":
-            state[key + "_renamed"] = state.pop(key)
-        elif mutation == "reshape":
-            state[key] = tensor.reshape(-1) if tensor.dim() != 1 else tensor.reshape(1, -1)
-        elif mutation in ("int", "complex"):
-            state[key] = tensor.to(torch.int32 if mutation == "int" else torch.complex64)
-        else:
-            state[key] = tensor.float().fill_(math.nan)
+        mutate_state_dict(payload["state_dict"], mutation, which)
 
     with pytest.raises((ArchitectureMismatchError, NonFiniteWeightsError)) as raised:
         rginspect.load(_with(saved, tmp_path, change))

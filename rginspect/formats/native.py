@@ -14,12 +14,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_path
+from ..atomic import atomic_output
 from ..errors import (
     ArchitectureError,
     CheckpointValueError,
     NotACheckpointError,
-    OutputError,
     RGInspectError,
 )
 from ..hooks import hookimpl
@@ -120,30 +119,27 @@ def write_native(model: RGFlowModel, path: Path) -> Path:
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     action = model.action.config() if model.action is not None else None
     training = model.provenance.get("training")
-    try:
-        with atomic_path(path) as temporary:
-            if path.suffix == ".safetensors":
-                metadata = {
-                    FORMAT_KEY: str(FORMAT_VERSION),
-                    "config": json.dumps(model.config),
-                    "action": json.dumps(action),
-                    "provenance": json.dumps(training),
-                }
-                save_file(state, str(temporary), metadata=metadata)
-            else:
-                payload = {
-                    FORMAT_KEY: FORMAT_VERSION,
-                    "config": model.config,
-                    "state_dict": state,
-                    "action": action,
-                    "provenance": training,
-                }
-                torch.save(payload, temporary)
-    except (OSError, RuntimeError, SafetensorError) as error:  # torch.save: RuntimeError
-        raise OutputError(
-            f"cannot write {path} ({getattr(error, 'strerror', None) or error}); free space or "
-            "choose another path"
-        ) from None
+    errors = (OSError, RuntimeError, SafetensorError)  # torch.save raises RuntimeError
+    with atomic_output(
+        path, advice="free space or choose another path", errors=errors
+    ) as temporary:
+        if path.suffix == ".safetensors":
+            metadata = {
+                FORMAT_KEY: str(FORMAT_VERSION),
+                "config": json.dumps(model.config),
+                "action": json.dumps(action),
+                "provenance": json.dumps(training),
+            }
+            save_file(state, str(temporary), metadata=metadata)
+        else:
+            payload = {
+                FORMAT_KEY: FORMAT_VERSION,
+                "config": model.config,
+                "state_dict": state,
+                "action": action,
+                "provenance": training,
+            }
+            torch.save(payload, temporary)
     return path
 
 

@@ -57,14 +57,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from ..atomic import atomic_output
 from ..errors import (
     ArchitectureError,
     ArchitectureMismatchError,
     CheckpointValueError,
     MissingDependencyError,
     NotACheckpointError,
-    OutputError,
 )
 from ..hooks import hookimpl
 from ..model import RGFlowModel
@@ -488,14 +487,11 @@ def save_normflows(
     }
     if training:
         payload["training"] = dict(training)
-    try:
-        with atomic_path(path) as temporary:
-            torch.save(payload, temporary)
-    except (OSError, RuntimeError) as error:
-        raise OutputError(
-            f"cannot write {path} ({getattr(error, 'strerror', None) or error}); free space or "
-            "choose another path"
-        ) from None
+    errors = (OSError, RuntimeError)  # torch.save raises RuntimeError
+    with atomic_output(
+        path, advice="free space or choose another path", errors=errors
+    ) as temporary:
+        torch.save(payload, temporary)
     return path
 
 

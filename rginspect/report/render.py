@@ -18,8 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from markupsafe import Markup  # noqa: E402
 
 from ..analysis import Section  # noqa: E402
-from ..atomic import atomic_path  # noqa: E402
-from ..errors import OutputError  # noqa: E402
+from ..atomic import atomic_output  # noqa: E402
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("rginspect.report", "templates"),
@@ -89,13 +88,8 @@ def render_template(name: str, **context: Any) -> str:
 def write_report(path: Path, html: str) -> Path:
     """Write atomically, so a reader never sees half a report."""
     path = Path(path)
-    try:
-        with atomic_path(path) as temporary:
-            temporary.write_text(html, encoding="utf-8")
-    except OSError as error:
-        raise OutputError(
-            f"cannot write {path} ({error.strerror or error}); free space or choose another --out"
-        ) from None
+    with atomic_output(path) as temporary:
+        temporary.write_text(html, encoding="utf-8")
     return path
 
 
