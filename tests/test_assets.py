@@ -12,7 +12,7 @@ from rginspect.physics import Phi4Action, hmc
 from rginspect.train import bits_per_dim, sampler_quality
 
 ASSETS = Path(rginspect.__file__).parent / "assets"
-GLOW_BITS_PER_DIM = 4.590  # the bundled Glow on 256 fresh MSDS1 images (seed 123), when bundled
+GLOW_BITS_PER_DIM = 3.425  # the bundled Glow on 256 fresh MSDS1 images (seed 123), when bundled
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,11 @@ def test_glow_bundle_is_a_matched_normflows_glow_trained_like_the_rgflow_one(
     assert glow_model.provenance["normflows"]["scale_map"] == "sigmoid_inv"
     assert abs(card["parameters"] / rgflow["parameters"] - 1) < 0.2  # 215 176 against 208 896
     trained, reference = glow_model.provenance["training"], rgflow["provenance"]["training"]
-    for key in ("data", "steps", "batch_size", "lr", "weight_decay", "seed"):
+    for key in ("data", "batch_size", "lr", "weight_decay", "seed"):
         assert trained[key] == reference[key], key
+    # about as long: a Glow step costs a fifth of an RG-Flow step on one core, so it took more
+    assert trained["steps"] > reference["steps"]
+    assert 0.5 < trained["wall_seconds"] / reference["wall_seconds"] < 2
 
 
 def test_glow_bundle_bits_per_dim_on_fresh_msds1(glow_model, image_model):
@@ -61,7 +64,8 @@ def test_glow_bundle_bits_per_dim_on_fresh_msds1(glow_model, image_model):
         glow = bits_per_dim(glow_model, _images("msds1"), generator).mean().item()
         rgflow = bits_per_dim(image_model, _images("msds1"), generator).mean().item()
     assert glow == pytest.approx(GLOW_BITS_PER_DIM, abs=0.03)  # as measured when bundled
-    assert rgflow < glow - 1  # the RG-Flow bundle models MSDS1 far better after the same training
+    # trained for about as long, the two model MSDS1 equally well (3.436 RG-Flow when bundled)
+    assert rgflow == pytest.approx(glow, abs=0.05)
 
 
 def test_glow_bundle_samples_are_finite(glow_model):
