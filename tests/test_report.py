@@ -99,3 +99,25 @@ def test_sections_drawn_in_the_background_equal_those_drawn_from_the_file(tmp_pa
             sections.submit(name, dataset)
         views = sections.finished(stored)
     assert views == {name: analysis_section(name, dataset) for name, dataset in stored.items()}
+
+
+def _sections_in_a_daemon(queue) -> None:
+    from rginspect.report.build import BackgroundSections
+
+    with BackgroundSections() as sections:
+        queue.put(sections._pool is None)
+
+
+def test_sections_are_drawn_in_process_inside_a_daemonic_worker():
+    """A Dask worker runs tasks in a daemonic process, which may not start children: the run
+    draws its sections itself there instead of failing ("daemonic processes are not allowed to
+    have children", as a `sweep --scheduler local:2` of field checkpoints did)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_sections_in_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    drawn_in_process = queue.get(timeout=60)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0 and drawn_in_process

@@ -85,13 +85,18 @@ def analysis_section(name: str, dataset: xr.Dataset) -> SectionView:
 class BackgroundSections:
     """Renders each finished analysis' section in a second, lower-priority process while the next
     analysis runs, so a report costs little more than its last section (the demo's reports took
-    20 of its 115 s when drawn at the end). With one CPU, or if that process fails, the sections
-    are drawn at the end in this process, as before."""
+    20 of its 115 s when drawn at the end). With one CPU, inside a daemonic process (a Dask
+    worker's task may not start children), or if that process fails, the sections are drawn at
+    the end in this process, as before."""
 
     def __init__(self) -> None:
         self._futures: dict[str, Future] = {}
         self._pool: ProcessPoolExecutor | None = None
-        if usable_cpus() > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if (
+            usable_cpus() > 1
+            and not multiprocessing.current_process().daemon
+            and "fork" in multiprocessing.get_all_start_methods()
+        ):
             try:
                 self._pool = ProcessPoolExecutor(
                     1,
