@@ -74,7 +74,9 @@ IMAGE_LABELS = {"exponential": "exponential decay", "power law": "power-law deca
 NO_FIT = "no fit form describes C(r)"
 
 
-BKT_ETA = 0.25
+# the largest η of a critical 2D field: quasi-long-range order of an O(2) field (BKT) and the
+# Ising critical point of a one-component field both have η = 1/4
+CRITICAL_ETA = 0.25
 
 
 ENSEMBLE_NAMES = {  # how the report names each ensemble
@@ -342,8 +344,8 @@ def measure(
         if is_field
         else decaying_range(estimate.value, estimate.error, p["r_min"])
     )
-    # BKT: a 2D O(2) field orders quasi-long-range only with η ≤ 1/4
-    eta_max = BKT_ETA if is_field and model.data_shape[0] == 2 else None
+    # a power law steeper than η = 1/4 is no critical 2D field (nor BKT order): a short ξ
+    eta_max = CRITICAL_ETA if is_field and model.data_shape[0] in (1, 2) else None
     selection = None
     if window.sum() >= MIN_FIT_POINTS:
         try:
@@ -792,12 +794,15 @@ def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") 
         )
     if confidence < 0.8:
         text += " The data do not decide between the two forms at this noise level."
-    if a.get("n_channels") == 2 and dataset.label.item() == LABELS["o2"]["exponential"]:
+    bound = {
+        2: (LABELS["o2"]["exponential"], "of quasi-long-range order in a 2D O(2) field (BKT)"),
+        1: (LABELS["field"]["exponential"], "of a critical one-component 2D field (Ising)"),
+    }.get(a.get("n_channels"))
+    if bound and dataset.label.item() == bound[0]:
         if dataset.aic.values[1] < dataset.aic.values[0]:
             text += (
                 f" A power law fits better, but with η = {float(dataset.eta):.2g} above "
-                "1/4, the largest η of quasi-long-range order in a 2D O(2) field (BKT): "
-                "read as a correlation length comparable to L."
+                f"1/4, the largest η {bound[1]}: read as a correlation length, not criticality."
             )
     return text
 

@@ -20,8 +20,10 @@ need not decay monotonically (MSDS tiles repeat every few pixels, so C(r) crosse
 again); `decaying_range` is the stretch a decay form can describe at all.
 
 The phase follows the form, with one physical bound: in a 2D O(2) field quasi-long-range order has
-η ≤ 1/4 (the BKT value at the transition), so a power law with a larger η is a correlation length
-comparable to L, not order; `eta_max` applies such a bound to the full sample and every resample.
+η ≤ 1/4 (the BKT value at the transition), and a one-component field is critical only at the Ising
+point, η = 1/4; so a power law with a larger η is a correlation length, not order or criticality
+(a short ξ, where a single cosh misses the Ornstein–Zernike form, is fitted better by a steep power
+law); `eta_max` applies such a bound to the full sample and every resample.
 A one-component field (Ising, real φ⁴) can order truly: C(r) then plateaus at m₀² and the site-
 averaged magnetisation m sits at ±m₀. Neither decay form has a plateau, so order is read from m's
 distribution instead, by Binder's cumulant U = 1 − ⟨m⁴⟩/(3⟨m²⟩²): 0 for a Gaussian m (disorder),
