@@ -118,7 +118,7 @@ class Ensemble:
 class Correlation(Analysis):
     name = "correlation"
     description = "C(r), ξ, η and the phase of the flow's samples beside the action's or the data's"
-    version = "5"
+    version = "6"
     parameters = {
         "samples": Parameter(int, 4096, "flow samples to draw"),
         "inputs": Parameter(
