@@ -396,6 +396,7 @@ def train_field_checkpoint(
         "anneal": anneal,
         **settings.optimisation(),
         "grown_from_L": GROW_FROM_L if grows else None,
+        "grow_fraction": grow_fraction if grows else None,
         "sampler_quality": sampler_quality(model).as_dict(),
         "symmetrized_sampler_quality": None
         if group is None
