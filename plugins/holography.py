@@ -180,6 +180,14 @@ class Holography(Analysis):
             }
         )
         winner = GEOMETRIES[int(np.argmax(dataset.r2.values))]
+        radius, radius_err = float(dataset.radius), float(dataset.radius_err)
+        # ln I rising with bulk distance is no decay, so R is no radius whatever the R² say
+        rising = (
+            " ln I rises with hyperbolic distance (R < 0 beyond its error): the latents' "
+            "information does not decay into the bulk, so this R is no holographic radius."
+            if radius + 2 * radius_err < 0
+            else ""
+        )
         return Section(
             title="Holographic bulk geometry",
             how_to_read=(
@@ -199,12 +207,12 @@ class Holography(Analysis):
                 Table(table, "Censored straight-line fits of ln I against each geometry's distance")
             ],
             text=(
-                f"R = {float(dataset.radius):.3g} ± {float(dataset.radius_err):.2g} ξ (bootstrap "
+                f"R = {radius:.3g} ± {radius_err:.2g} ξ (bootstrap "
                 f"over {dataset.attrs['bootstrap']}; the slowest global mode leaves "
                 f"{dataset.attrs['effective_samples']:.0f} effective samples of "
                 f"{dataset.attrs['samples']}). The {winner} "
                 f"geometry fits better (R² {dataset.r2.sel(geometry='hyperbolic').item():.3f} "
-                f"hyperbolic vs {dataset.r2.sel(geometry='flat').item():.3f} flat)."
+                f"hyperbolic vs {dataset.r2.sel(geometry='flat').item():.3f} flat).{rising}"
             ),
         )
 

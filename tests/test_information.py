@@ -255,8 +255,15 @@ def test_holography_uses_the_action_and_renders(tmp_path):
     assert result.attrs["reliable_pairs"] > 0 and np.isfinite(float(result.radius_err))
     path = tmp_path / "holography.nc"
     result.to_netcdf(path, engine="h5netcdf")
-    section = Holography().render(xr.load_dataset(path, engine="h5netcdf"))
+    stored = xr.load_dataset(path, engine="h5netcdf")
+    section = Holography().render(stored)
     assert "geometry fits better" in section.text
+    assert ("no holographic radius" in section.text) == (
+        float(result.radius) + 2 * float(result.radius_err) < 0
+    )
+    # information that grows with bulk distance is called so, not given as a radius
+    rising = stored.assign(radius=-abs(stored.radius) - 1, radius_err=stored.radius_err * 0 + 0.1)
+    assert "no holographic radius" in Holography().render(rising).text
 
 
 def test_knn_check_counts_dependence_only_beyond_its_shuffled_floor():
