@@ -48,4 +48,5 @@ FIELD_COUPLING_MASKS = "checkerboard+components"
 FIELD_RADIAL_BINS = 16
 FIELD_SPLINE_BINS = 4
 FIELD_ANNEAL = 0.5  # share of the steps over which the action's weight rises from 0.2 to 1
-FIELD_GROW_FRACTION = 0.2  # share of the steps spent on L = GROW_FROM_L before growing (0.5: see README)
+# share of the steps spent on L = GROW_FROM_L before growing (a fifth beat half: see README)
+FIELD_GROW_FRACTION = 0.2

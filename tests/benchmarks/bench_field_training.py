@@ -4,7 +4,7 @@ For every (L, κ) a model is trained with the defaults of each generation, then 
 give the independence-Metropolis acceptance, Kish's ESS/N and KL(q‖p) per site (ln Z
 importance-sampled; rginspect.train.sampler_quality), of the flow itself and of its mixture over
 Z_8 rotations and φ → φ* ("sym"). The acceptance along training (1024 samples every fifth of the
-steps; the first half of an L = 16 run is on L = 8) follows each row. Issue 14's targets, each
+steps; the first fifth of an L = 16 run is on L = 8) follows each row. Issue 14's targets, each
 model trained in at most 10 minutes on 2 cores: L = 8 acceptance ≥ 0.5 and ESS/N ≥ 0.3; L = 16
 ≥ 0.25 and ≥ 0.1.
 Run: python tests/benchmarks/bench_field_training.py [L,...] [KEEP_DIR]   (default: 8,16)
