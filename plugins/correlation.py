@@ -77,6 +77,10 @@ NO_FIT = "no fit form describes C(r)"
 # the largest η of a critical 2D field: quasi-long-range order of an O(2) field (BKT) and the
 # Ising critical point of a one-component field both have η = 1/4
 CRITICAL_ETA = 0.25
+CRITICAL_ETA_FIELDS = {  # components: the label a steeper power law gets, and what η = 1/4 is there
+    2: (LABELS["o2"]["exponential"], "of quasi-long-range order in a 2D O(2) field (BKT)"),
+    1: (LABELS["field"]["exponential"], "of a critical one-component 2D field (Ising)"),
+}
 
 
 ENSEMBLE_NAMES = {  # how the report names each ensemble
@@ -345,7 +349,7 @@ def measure(
         else decaying_range(estimate.value, estimate.error, p["r_min"])
     )
     # a power law steeper than η = 1/4 is no critical 2D field (nor BKT order): a short ξ
-    eta_max = CRITICAL_ETA if is_field and model.data_shape[0] in (1, 2) else None
+    eta_max = CRITICAL_ETA if is_field and model.data_shape[0] in CRITICAL_ETA_FIELDS else None
     selection = None
     if window.sum() >= MIN_FIT_POINTS:
         try:
@@ -794,10 +798,7 @@ def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") 
         )
     if confidence < 0.8:
         text += " The data do not decide between the two forms at this noise level."
-    bound = {
-        2: (LABELS["o2"]["exponential"], "of quasi-long-range order in a 2D O(2) field (BKT)"),
-        1: (LABELS["field"]["exponential"], "of a critical one-component 2D field (Ising)"),
-    }.get(a.get("n_channels"))
+    bound = CRITICAL_ETA_FIELDS.get(a.get("n_channels"))
     if bound and dataset.label.item() == bound[0]:
         if dataset.aic.values[1] < dataset.aic.values[0]:
             text += (

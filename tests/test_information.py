@@ -262,7 +262,7 @@ def test_holography_uses_the_action_and_renders(tmp_path):
         float(result.radius) + 2 * float(result.radius_err) < 0
     )
     # information that grows with bulk distance is called so, not given as a radius
-    rising = stored.assign(radius=-abs(stored.radius) - 1, radius_err=stored.radius_err * 0 + 0.1)
+    rising = stored.assign(radius=-1.0, radius_err=0.1)
     assert "no holographic radius" in Holography().render(rising).text
 
 
