@@ -105,7 +105,7 @@ def _sections_in_a_daemon(queue) -> None:
     from rginspect.report.build import BackgroundSections
 
     with BackgroundSections() as sections:
-        queue.put(sections._pool is None)
+        queue.put(not sections.in_background)
 
 
 def test_sections_are_drawn_in_process_inside_a_daemonic_worker():

@@ -111,6 +111,11 @@ class BackgroundSections:
     def __enter__(self) -> BackgroundSections:
         return self
 
+    @property
+    def in_background(self) -> bool:
+        """Whether sections are drawn in the second process (False: drawn here, at the end)."""
+        return self._pool is not None
+
     def __exit__(self, *exc_info: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
