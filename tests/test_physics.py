@@ -343,6 +343,16 @@ def test_independence_metropolis_corrects_a_wide_proposal():
     assert abs(var - 1) < 4 * err
 
 
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_independence_metropolis_acceptance_of_log_normal_weights_is_erfc(sigma):
+    # ln w normal under q with variance σ²: the stationary acceptance is exactly erfc(σ/2), the
+    # relation the field-training benchmark uses to read acceptance off the lattice's KL (σ²/2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100000, generator=g, dtype=torch.float64)
+    res = independence_metropolis(x, torch.zeros_like(x), sigma * x, generator=g)
+    assert abs(res.acceptance_rate - math.erfc(sigma / 2)) < 0.01
+
+
 def test_independence_metropolis_accepts_everything_when_q_is_p():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(500, 1, 4, 4, generator=g)
