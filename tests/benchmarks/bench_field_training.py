@@ -7,9 +7,8 @@ Z_8 rotations and φ → φ* ("sym"). The acceptance along training (1024 sample
 steps; the first fifth of an L = 16 run is on L = 8) follows each row. "erfc" is the acceptance
 that log-normal weights of the same KL would give: if ln w is normal under q with variance σ², the
 KL is σ²/2 and the acceptance erfc(σ/2), so it is the whole lattice's KL, L² times the KL per site,
-that sets the acceptance. Issue 14's targets, each
-model trained in at most 10 minutes on 2 cores: L = 8 acceptance ≥ 0.5 and ESS/N ≥ 0.3; L = 16
-≥ 0.25 and ≥ 0.1.
+that sets the acceptance. Issue 14's targets, each model trained in at most 10 minutes on 2 cores:
+L = 8 acceptance ≥ 0.5 and ESS/N ≥ 0.3; L = 16 ≥ 0.25 and ≥ 0.1.
 Run: python tests/benchmarks/bench_field_training.py [L,...] [KEEP_DIR]   (default: 8,16; the
 curve against L: 4,8,16,32)
 """
