@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .symmetry import act_on_sites
+
 if TYPE_CHECKING:
     from ..model import RGFlowModel
 
@@ -40,12 +42,6 @@ def symmetry_group(n_channels: int, rotations: int, conjugate: bool) -> torch.Te
     return group
 
 
-def _act(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Each site's components mapped: maps (C, C) for all fields or (B, C, C) one per field."""
-    pattern = "ij,bjxy->bixy" if maps.ndim == 2 else "bij,bjxy->bixy"
-    return torch.einsum(pattern, maps.to(x), x)
-
-
 def mixture_log_prob(
     model: RGFlowModel,
     x: torch.Tensor,
@@ -56,7 +52,7 @@ def mixture_log_prob(
     """ln q_G(x) = ln (1/|G|) Σ_g q(g x), the flow's density averaged over the maps of `group`
     (identity first; its term may be given when known, as it is for the flow's own samples)."""
     first = model.log_prob(x) if log_q_identity is None else log_q_identity
-    terms = [first] + [model.log_prob(_act(g, x)) for g in group[1:]]
+    terms = [first] + [model.log_prob(act_on_sites(g, x)) for g in group[1:]]
     return torch.logsumexp(torch.stack(terms), 0) - math.log(len(group))
 
 
@@ -89,7 +85,7 @@ def flow_samples(
         if len(group) > 1:
             log_q = mixture_log_prob(model, x0, group, log_q_identity=log_q)
             pick = torch.randint(0, len(group), (len(x0),), generator=generator)
-            x = _act(group[pick], x0.double())  # in float64, so S(x) = S(x0) to round-off
+            x = act_on_sites(group[pick], x0.double())  # in float64, so S(x) = S(x0) to round-off
         if model.action is not None:
             action = model.action(x.double())
             if len(group) > 1 and not torch.allclose(model.action(x0.double()), action, rtol=1e-6):
