@@ -49,6 +49,7 @@ class Inpaint(Analysis):
     name = "inpaint"
     description = "Fill a masked hole by optimising only the latents in its causal cone, vs all"
     version = "3"
+    needs_grad = True  # the fills are optimised by gradient descent on the latents
     parameters = {
         "mask": Parameter(
             str,

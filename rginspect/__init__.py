@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .api import analyze, register, write
 from .formats import available_formats, load, save
 from .hooks import hookimpl
 from .model import RGFlowModel
@@ -11,4 +12,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-__all__ = ["RGFlowModel", "__version__", "available_formats", "hookimpl", "load", "save"]
+__all__ = [
+    "RGFlowModel",
+    "__version__",
+    "analyze",
+    "available_formats",
+    "hookimpl",
+    "load",
+    "register",
+    "save",
+    "write",
+]

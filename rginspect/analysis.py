@@ -253,6 +253,7 @@ class Analysis:
     domains: tuple[str, ...] = ("image", "field")
     needs_data: bool = False
     requires: tuple[str, ...] = ()
+    needs_grad: bool = False  # run() gets autograd (the engine runs it under no_grad otherwise)
 
     def applies_to(self, model: RGFlowModel) -> str | None:
         """Why this analysis cannot run on `model`, or None when it can.

@@ -73,18 +73,51 @@ trust_option = click.option(
     help="Allow pickled code in the checkpoint to run (only for files from people you trust).",
 )
 format_option = click.option("--format", "format_name", help="Checkpoint format (default: detect).")
+load_option = click.option(
+    "--load",
+    "load_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A loader option, as rginspect.load(..., KEY=VALUE) takes it (values read as Python "
+    "literals: --load input_shape=[3,32,32]); repeat for several.",
+)
+
+
+def parse_load_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """--load KEY=VALUE options as keyword arguments for the loader."""
+    from .engine import literal_value
+
+    options = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not (equals and key.strip().isidentifier()):
+            raise click.BadParameter(f"{item!r}: write it as KEY=VALUE", param_hint="--load")
+        options[key.strip()] = literal_value(text)
+    return options
 
 
 @main.command()
 @click.argument("checkpoint")
 @format_option
+@load_option
 @trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
-def info(checkpoint: str, format_name: str | None, trust_checkpoint: bool, as_json: bool) -> None:
+def info(
+    checkpoint: str,
+    format_name: str | None,
+    load_options: tuple[str, ...],
+    trust_checkpoint: bool,
+    as_json: bool,
+) -> None:
     """Print the model card of CHECKPOINT: format, architecture, parameters, latents per level."""
     from .formats import load
 
-    model = load(checkpoint, format=format_name, trust_checkpoint=trust_checkpoint)
+    model = load(
+        checkpoint,
+        format=format_name,
+        trust_checkpoint=trust_checkpoint,
+        **parse_load_options(load_options),
+    )
     card = model.info() | {"load_check": model.load_check}
     if as_json:
         click.echo(json.dumps(card, indent=2))
@@ -120,7 +153,7 @@ def analysis_options(command):
     """The options `run` and `sweep` share: what to run, on which data, with which parameters."""
     options = [
         click.option(
-            "--plugins", default="all", show_default=True, help="Analyses: a,b,... or all."
+            "--plugins", help="Analyses: a,b,... or all (default: the config's plugins, or all)."
         ),
         click.option(
             "--data",
@@ -137,8 +170,11 @@ def analysis_options(command):
             "--config",
             "config_file",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="TOML file with a [analysis] table of parameters each.",
+            help="TOML file: plugins and data keys, a [load] table of loader options and one "
+            "[analysis] table of parameters each (command-line options take precedence).",
         ),
+        format_option,
+        load_option,
         click.option("--seed", default=0, show_default=True),
         click.option("--device", default="cpu", show_default=True),
         click.option(
@@ -170,11 +206,16 @@ def analysis_options(command):
 
 
 def _run_settings(data: str | None, options: dict[str, Any]):
-    from .engine import RunSettings
+    """The RunSettings of `run`, `sweep` or `compare`: the command line over the config file."""
+    from .engine import RunSettings, read_config
 
+    config = read_config(options["config_file"])
     return RunSettings(
-        plugins=options["plugins"],
-        data=data,
+        plugins=options["plugins"] or config.plugins or "all",
+        data=data if data is not None else config.data,
+        format=options["format_name"],
+        load_options=config.load | parse_load_options(options["load_options"]),
+        history=" ".join(["rginspect", *sys.argv[1:]]),
         overrides=options["overrides"],
         config_file=options["config_file"],
         seed=options["seed"],
@@ -530,12 +571,19 @@ def plugins_command() -> None:
     help="HTML file (default: report.html beside RESULTS).",
 )
 def report_command(results: Path, out: Path | None) -> None:
-    """Re-render the report from stored RESULTS (a results.nc or its folder), without the model."""
-    from .report.build import report_from_results
+    """Re-render the report from stored RESULTS (a results.nc or its folder), without the model.
+    Exits 1, with a line each, when analyses cannot be drawn (their plugin is not installed, or
+    its renderer fails); the report still shows every other section."""
+    from .report.build import read_report
 
     if results.is_dir():
         results = results / "results.nc"
-    click.echo(f"report: {report_from_results(results, out or results.with_name('report.html'))}")
+    report = read_report(results)
+    path = report.write(out or results.with_name("report.html"))
+    for name, why in report.undrawn.items():
+        click.echo(f"cannot draw: {name}: {why}", err=True)
+    click.echo(f"report: {path}")
+    sys.exit(1 if report.undrawn else 0)
 
 
 @main.group()

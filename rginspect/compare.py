@@ -28,7 +28,8 @@ COMPARE_REPORT = "compare.html"
 # (an RG level, a ground-truth factor, a hole, a set of latents); any other dimension (latent,
 # sample, image, layer) is not comparable entry by entry and stays in the model's own group
 COMPARED_DIMS = frozenset({"level", "factor", "hole", "latent_set"})
-MODEL_ATTRS = ("model_card", "checkpoint_path", "checkpoint_sha256", "seed", "data")
+# what each model's group under models/ keeps of its run's root attributes
+MODEL_ATTRS = ("checkpoint_path", "checkpoint_sha256", "model_sha256", "seed", "data", "device")
 
 
 def run_compare(
@@ -72,14 +73,17 @@ def compared_scalars(dataset: xr.Dataset) -> xr.Dataset:
 def combine_models(results: dict[str, xr.DataTree]) -> dict[str, xr.Dataset]:
     """Per analysis, the compared scalars of every model along `model` (in the order given);
     NaN where an analysis failed on a model or a model lacks an entry (a level, a hole's method)."""
+    from .results import analysis_nodes
+
     names = list(results)
-    analyses = dict.fromkeys(name for tree in results.values() for name in tree.children)
+    nodes = {name: analysis_nodes(tree) for name, tree in results.items()}
+    analyses = dict.fromkeys(analysis for found in nodes.values() for analysis in found)
     combined = {}
     for analysis in analyses:
         parts = [
-            compared_scalars(tree[analysis].to_dataset()).expand_dims(model=[name])
-            for name, tree in results.items()
-            if analysis in tree.children and tree[analysis].attrs.get("status", "ok") == "ok"
+            compared_scalars(found[analysis].to_dataset()).expand_dims(model=[name])
+            for name, found in nodes.items()
+            if analysis in found and found[analysis].attrs.get("status", "ok") == "ok"
         ]
         if not parts:
             continue
@@ -93,21 +97,24 @@ def combine_models(results: dict[str, xr.DataTree]) -> dict[str, xr.Dataset]:
 def write_comparison(runs: dict[str, Path], path: Path) -> Path:
     """compare.nc from the runs' results files (model name -> results.nc), written atomically:
     the combined scalars as one group per analysis, each run whole under models/<name>/."""
-    from .results import read_results, write_tree
+    from .results import read_results, root_attrs, write_tree
 
     trees = {name: read_results(Path(results)) for name, results in runs.items()}
     groups: dict[str, xr.Dataset] = dict(combine_models(trees))
     for name, tree in trees.items():
         attrs = {key: tree.attrs[key] for key in MODEL_ATTRS if key in tree.attrs}
         groups[f"{MODELS_GROUP}/{name}"] = xr.Dataset(attrs=attrs)
-        for analysis, node in tree.children.items():
-            groups[f"{MODELS_GROUP}/{name}/{analysis}"] = node.to_dataset()
+        for node in tree.subtree:  # the model card and every analysis, as the run stored them
+            if node is not tree:
+                groups[f"{MODELS_GROUP}/{name}{node.path}"] = node.to_dataset()
     seeds = {str(tree.attrs.get("seed", "")) for tree in trees.values()}
     data = {str(tree.attrs.get("data", "")) for tree in trees.values()}
-    root = {
-        "kind": "rginspect comparison",
-        "models": json.dumps(list(trees)),
-        "seed": ", ".join(sorted(seeds)),
-        "data": ", ".join(sorted(data)),
-    }
+    root = root_attrs(
+        title=f"rginspect comparison of {', '.join(trees)}",
+        history=f"compared from {', '.join(str(Path(r)) for r in runs.values())}",
+        kind="rginspect comparison",
+        models=json.dumps(list(trees)),
+        seed=", ".join(sorted(seeds)),
+        data=", ".join(sorted(data)),
+    )
     return write_tree(path, root, groups)  # each group keeps its own attributes and status

@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 import tomllib
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +30,9 @@ from .errors import RGInspectError
 from .model import RGFlowModel
 
 if TYPE_CHECKING:
+    from .data import DataBatch
     from .report.build import BackgroundSections
+    from .results import ResultsStore
 
 DEFAULT_INPUTS = 256  # data inputs a run prepares when no selected analysis has `inputs`
 
@@ -50,17 +53,30 @@ class Outcome:
 
 
 def select_analyses(
-    requested: str | Iterable[str], model: RGFlowModel, *, have_data: bool, strict: bool = True
+    requested: str | Iterable[str | Analysis],
+    model: RGFlowModel,
+    *,
+    have_data: bool,
+    strict: bool = True,
 ) -> list[Analysis]:
     """The requested analyses plus what they require, in dependency order.
 
-    "all" means every analysis that applies to the model and has the data it needs. A named
-    analysis that does not apply is an error, unless `strict` is False (sweeps over mixed models):
-    then the run records it as skipped.
+    `requested` names installed analyses ("a,b" or a list) or gives Analysis objects (an analysis
+    defined in a notebook runs without being registered). "all" means every installed analysis
+    that applies to the model and has the data it needs. A named analysis that does not apply is
+    an error, unless `strict` is False (sweeps over mixed models): then the run records it as
+    skipped.
     """
     analyses = plugin_manager.available_analyses()
-    names = [requested] if isinstance(requested, str) else list(requested)
-    names = [part.strip() for name in names for part in name.split(",") if part.strip()]
+    items = [requested] if isinstance(requested, str | Analysis) else list(requested)
+    given = {item.name: item for item in items if isinstance(item, Analysis)}
+    analyses = {**analyses, **given}
+    names = [
+        part.strip()
+        for item in items
+        for part in ([item.name] if isinstance(item, Analysis) else str(item).split(","))
+        if part.strip()
+    ]
     if names == ["all"]:
         names = [
             name
@@ -101,13 +117,80 @@ def select_analyses(
     return ordered
 
 
-def resolve_parameters(
-    analyses: list[Analysis],
+@dataclass(frozen=True)
+class RunConfig:
+    """A TOML run configuration: `plugins` and `data` keys, a `[load]` table of loader options,
+    and one `[analysis]` table of parameters each."""
+
+    plugins: str | None = None
+    data: str | None = None
+    load: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+CONFIG_KEYS = ("plugins", "data")  # the top-level keys a configuration file may set
+
+
+def read_config(path: Path | None) -> RunConfig:
+    """The run configuration in a TOML file (an empty one without a file)."""
+    if path is None:
+        return RunConfig()
+    try:
+        table = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise AnalysisSelectionError(f"cannot read {path}: {error}") from None
+    top = {key: value for key, value in table.items() if not isinstance(value, dict)}
+    for key, value in top.items():
+        if key not in CONFIG_KEYS:
+            raise AnalysisSelectionError(
+                f"{path}: unknown key {key!r}; a configuration sets {' and '.join(CONFIG_KEYS)}, "
+                "a [load] table and one [analysis] table of parameters each"
+            )
+        if not isinstance(value, str):
+            raise AnalysisSelectionError(f"{path}: {key} must be a string, not {value!r}")
+    tables = {key: value for key, value in table.items() if isinstance(value, dict)}
+    return RunConfig(
+        plugins=top.get("plugins"),
+        data=top.get("data"),
+        load=tables.pop("load", {}),
+        parameters=tables,
+    )
+
+
+def parameter_settings(
     overrides: Iterable[str] = (),
     config_file: Path | None = None,
-    strict: bool = True,
+    params: dict[str, dict[str, Any]] | None = None,
+) -> list[tuple[str, str, Any]]:
+    """(analysis, parameter, value) in the order they apply: the TOML file's [analysis] tables,
+    then `params` (Python), then -p "analysis.param=value" options (values read as literals)."""
+    given = [
+        (name, key, value)
+        for source in (read_config(config_file).parameters, params or {})
+        for name, values in source.items()
+        for key, value in _parameter_table(name, values).items()
+    ]
+    for override in overrides:
+        target, equals, text = override.partition("=")
+        name, dot, key = target.partition(".")
+        if not (equals and dot and name and key):
+            raise AnalysisSelectionError(f"-p {override!r}: write it as analysis.parameter=value")
+        given.append((name, key, literal_value(text)))
+    return given
+
+
+def _parameter_table(name: str, values: Any) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise AnalysisSelectionError(
+            f"parameters of {name!r} must be a table (a dict of parameter: value), not {values!r}"
+        )
+    return values
+
+
+def resolve_parameters(
+    analyses: list[Analysis], given: Iterable[tuple[str, str, Any]] = (), strict: bool = True
 ) -> dict[str, dict[str, Any]]:
-    """Each analysis' parameters: defaults, then the TOML file's [name] tables, then -p options.
+    """Each analysis' parameters: its defaults, then the `given` settings (parameter_settings).
     Not strict (sweeps): settings for installed analyses that this run does not select are
     ignored. (--samples sizes the run's data, see inputs_needed; it sets no parameter.)"""
     by_name = {analysis.name: analysis for analysis in analyses}
@@ -115,22 +198,6 @@ def resolve_parameters(
         name: {key: p.default for key, p in analysis.parameters.items()}
         for name, analysis in by_name.items()
     }
-    given: list[tuple[str, str, Any]] = []
-    if config_file is not None:
-        try:
-            table = tomllib.loads(Path(config_file).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise AnalysisSelectionError(f"cannot read {config_file}: {error}") from None
-        for name, values in table.items():
-            if not isinstance(values, dict):
-                raise AnalysisSelectionError(f"{config_file}: [{name}] must be a table")
-            given += [(name, key, value) for key, value in values.items()]
-    for override in overrides:
-        target, equals, text = override.partition("=")
-        name, dot, key = target.partition(".")
-        if not (equals and dot and name and key):
-            raise AnalysisSelectionError(f"-p {override!r}: write it as analysis.parameter=value")
-        given.append((name, key, _literal(text)))
     for name, key, value in given:
         if name not in by_name and not strict and name in plugin_manager.available_analyses():
             continue  # a sweep's job that runs other analyses
@@ -146,7 +213,8 @@ def resolve_parameters(
     return settings
 
 
-def _literal(text: str) -> Any:
+def literal_value(text: str) -> Any:
+    """A command-line value as the Python literal it spells, else the text itself."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -176,9 +244,12 @@ class AnalysisTimeout(Exception):
 def run_analysis(
     analysis: Analysis, context: RunContext, timeout: float | None = None
 ) -> xr.Dataset:
-    """Run one analysis (stopped after `timeout` seconds) and check that it kept its contract:
-    a Dataset with at least one finite number when it holds numbers at all."""
-    with time_limit(timeout):
+    """Run one analysis (stopped after `timeout` seconds; without autograd unless it declares
+    `needs_grad`) and check that it kept its contract: a Dataset with at least one finite number
+    when it holds numbers at all."""
+    import torch
+
+    with time_limit(timeout), torch.set_grad_enabled(analysis.needs_grad):
         dataset = analysis.run(context)
     if not isinstance(dataset, xr.Dataset):
         raise TypeError(f"returned {type(dataset).__name__}, not an xarray.Dataset")
@@ -240,14 +311,16 @@ def memory_refusal(
 
 @dataclass
 class RunSettings:
-    """What `rginspect run` was asked to do, for one checkpoint."""
+    """What a run is asked to do, for one model: `rginspect.analyze`'s arguments, and the
+    command line's (`run`, `sweep`, `compare` build one per checkpoint)."""
 
-    plugins: str = "all"
-    data: str | None = None
-    overrides: tuple[str, ...] = ()
+    plugins: str | Sequence[str | Analysis] = "all"
+    data: Any = None  # a data spec ("msds1:256"), an array of inputs, or None
+    overrides: tuple[str, ...] = ()  # "analysis.param=value" (-p)
+    params: dict[str, dict[str, Any]] | None = None  # {analysis: {param: value}} (Python)
     config_file: Path | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = "cpu"  # None: a model in memory stays where it is (files: the CPU)
     samples: int | None = None
     trust_checkpoint: bool = False
     resume: bool = False
@@ -256,6 +329,10 @@ class RunSettings:
     timeout: float | None = None  # seconds per analysis
     max_memory: int | None = None  # bytes per analysis; None: what the machine has available
     bar_position: int | None = None  # progress bar line, when several runs share a terminal
+    format: str | None = None  # checkpoint format (None: detect)
+    load_options: dict[str, Any] = field(default_factory=dict)  # the loader's keyword options
+    raise_errors: bool = False  # stop at the first failing analysis and raise its error
+    history: str = ""  # the command or call that asked for the run (CF `history`)
 
 
 @dataclass
@@ -270,66 +347,181 @@ class RunResult:
         return [outcome for outcome in self.outcomes if outcome.status == "failed"]
 
 
-def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> RunResult:
-    """Load, run the selected analyses in dependency order, store each as it finishes (and draw
-    its report section in the background), report."""
-    from .report.build import BackgroundSections
+@dataclass
+class PreparedRun:
+    """A model ready to analyse, with what the run will do to it and the keys that say what was
+    analysed: the checkpoint file's hash, the model's content hash and the data's."""
 
-    plugin_manager.available_analyses()  # imported once, here, for the drawing process too
-    with BackgroundSections() as sections:  # forked first, before torch starts its threads
-        return _run_checkpoint(checkpoint, out, settings, sections)
+    model: RGFlowModel
+    source: str  # the checkpoint path, or what the in-memory model is
+    analyses: list[Analysis]
+    parameters: dict[str, dict[str, Any]]
+    data: DataBatch | None
+    data_label: str
+    checkpoint_sha256: str
+    model_sha256: str
+    data_sha256: str
 
 
-def _run_checkpoint(
-    checkpoint: str | Path, out: Path, settings: RunSettings, sections: BackgroundSections
-) -> RunResult:
+def prepare_run(model: Any, settings: RunSettings) -> PreparedRun:
+    """Load (or adopt) the model, choose the analyses and their parameters, and make the data."""
+    from .formats import as_model
+    from .results import file_sha256
+
+    is_path = isinstance(model, str | Path)
+    loaded = as_model(
+        model,
+        format=settings.format,
+        trust_checkpoint=settings.trust_checkpoint,
+        device=settings.device,
+        **settings.load_options,
+    )
+    batch, data_label = run_data(settings.data, loaded, settings)
+    have_data = batch is not None or loaded.domain == "field"
+    analyses = select_analyses(
+        settings.plugins, loaded, have_data=have_data, strict=settings.strict
+    )
+    given = parameter_settings(settings.overrides, settings.config_file, settings.params)
+    parameters = resolve_parameters(analyses, given, strict=settings.strict)
+    if batch is None and isinstance(settings.data, str | None):
+        spec = run_data_spec(settings.data, loaded)[0]
+        batch = load_run_data(
+            spec,
+            loaded,
+            settings.samples or inputs_needed(parameters),
+            settings.seed,
+            settings.samples,
+        )
+    path = Path(str(model)) if is_path else None
+    return PreparedRun(
+        model=loaded,
+        source=str(model) if is_path else f"in-memory {type(model).__name__}",
+        analyses=analyses,
+        parameters=parameters,
+        data=batch,
+        data_label=data_label,
+        checkpoint_sha256=file_sha256(path) if path is not None and path.exists() else "",
+        model_sha256=model_fingerprint(loaded, settings.format, settings.load_options),
+        data_sha256=data_fingerprint(batch),
+    )
+
+
+def run_data(data: Any, model: RGFlowModel, settings: RunSettings) -> tuple[DataBatch | None, str]:
+    """An array of inputs given in Python as the run's data batch (checked against the model),
+    or (None, how the spec is named) for a spec, which prepare_run loads once the analyses are
+    known (they size generated data)."""
+    from .data import batch_from_array
+
+    if data is None or isinstance(data, str):
+        return None, run_data_spec(data, model)[1]
+    batch = batch_from_array(data, domain=model.domain, source="inputs given to analyze")
+    found = tuple(batch.images_or_fields.shape[1:])
+    if found != tuple(model.data_shape):
+        raise AnalysisSelectionError(
+            f"the data have shape (n, {', '.join(map(str, found))}) per batch, the model takes "
+            f"(n, {', '.join(map(str, model.data_shape))}): give inputs of the model's shape"
+        )
+    if settings.samples is not None:
+        batch = replace(batch, images_or_fields=batch.images_or_fields[: settings.samples])
+    return batch, batch.source
+
+
+def model_fingerprint(model: RGFlowModel, format: str | None, load_options: dict) -> str:
+    """SHA-256 of what the analyses see of a model: every parameter and buffer, the latent-level
+    map, the data shape and domain, the action, and how it was loaded (format, options, factory
+    and its arguments). A model changed in memory, or a factory whose layout changed, gets a new
+    fingerprint, so --resume recomputes instead of reusing a stale result."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(np.ascontiguousarray(model.latent_level, dtype=np.int64).tobytes())
+    described = {
+        "data_shape": list(model.data_shape),
+        "domain": model.domain,
+        "action": model.action.config() if model.action is not None else None,
+        "factory": model.provenance.get("factory"),
+        "factory_arguments": model.provenance.get("factory_arguments"),
+        "format": format,
+        "load_options": load_options,
+    }
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def data_fingerprint(batch: DataBatch | None) -> str:
+    """SHA-256 of the inputs a run analyses ("" for model samples, which the seed fixes)."""
+    import hashlib
+
+    if batch is None:
+        return ""
+    digest = hashlib.sha256(np.ascontiguousarray(batch.images_or_fields).tobytes())
+    if batch.labels is not None:
+        digest.update(np.ascontiguousarray(batch.labels).tobytes())
+    digest.update(batch.source.encode())
+    return digest.hexdigest()
+
+
+def execute(
+    prepared: PreparedRun,
+    settings: RunSettings,
+    store: ResultsStore,
+    sections: BackgroundSections | None = None,
+    out: Path | None = None,
+) -> list[Outcome]:
+    """Run the prepared analyses in dependency order, each stored in `store` as it finishes (and
+    its report section drawn in the background when `sections` is given). A failing analysis is
+    recorded with its traceback and never stops the others, unless `settings.raise_errors`."""
     from tqdm.auto import tqdm
 
-    from .formats import load
-    from .report.build import report_from_results
-    from .results import ResultsStore, file_sha256, provenance_attrs
+    from .results import provenance_attrs, root_attrs
 
     keep_freed_memory()  # in every process that runs analyses: CLI, Python API, Dask workers
-    model = load(checkpoint, trust_checkpoint=settings.trust_checkpoint, device=settings.device)
-    spec, data_label = run_data_spec(settings.data, model)
-    have_data = spec is not None or model.domain == "field"
-    analyses = select_analyses(settings.plugins, model, have_data=have_data, strict=settings.strict)
-    parameters = resolve_parameters(
-        analyses, settings.overrides, settings.config_file, strict=settings.strict
-    )
-    data = load_run_data(
-        spec, model, settings.samples or inputs_needed(parameters), settings.seed, settings.samples
-    )
-    checkpoint_hash = file_sha256(Path(checkpoint)) if Path(checkpoint).exists() else ""
-    store = ResultsStore(out / "results.nc")
-    store.discard_stale_copies()
+    model = prepared.model
+    device = str(model.prior.scale.device)
     store.set_root_attrs(
-        model_card=json.dumps(model.info(), default=str),
-        checkpoint_path=str(checkpoint),
-        checkpoint_sha256=checkpoint_hash,
-        seed=settings.seed,
-        data=data_label,
+        **root_attrs(
+            title=f"rginspect results: {Path(prepared.source).name}",
+            history=settings.history or f"rginspect analysis of {prepared.source}",
+            checkpoint_path=prepared.source,
+            checkpoint_sha256=prepared.checkpoint_sha256,
+            model_sha256=prepared.model_sha256,
+            seed=settings.seed,
+            data=prepared.data_label,
+            data_sha256=prepared.data_sha256,
+            device=device,
+        ),
+        model_card=model.info(),
     )
     outcomes: list[Outcome] = []
     results: dict[str, xr.Dataset] = {}
     shared: dict[Any, Any] = {}  # draws that analyses share (RunContext.shared)
+    planned = settings.samples or inputs_needed(prepared.parameters)
     bar = tqdm(
-        analyses,
-        desc=Path(str(checkpoint)).name,
+        prepared.analyses,
+        desc=Path(prepared.source).name,
         disable=not settings.progress,
         unit="analysis",
         position=settings.bar_position,
     )
     for analysis in bar:
         bar.set_postfix_str(analysis.name)
-        values = parameters[analysis.name]
+        values = prepared.parameters[analysis.name]
         attrs = provenance_attrs(
             analysis=analysis.name,
             analysis_version=analysis.version,
             parameters=values,
             seed=settings.seed,
-            checkpoint_path=str(checkpoint),
-            checkpoint_sha256=checkpoint_hash,
+            checkpoint_path=prepared.source,
+            checkpoint_sha256=prepared.checkpoint_sha256,
+            model_sha256=prepared.model_sha256,
+            data_sha256=prepared.data_sha256,
+            device=device,
         )
         missing = [name for name in analysis.requires if name not in results]
         reason = analysis.applies_to(model)
@@ -343,24 +535,25 @@ def _run_checkpoint(
             outcomes.append(Outcome(analysis.name, "skipped", message=message, parameters=values))
             continue
         if settings.resume:
-            reused = store.reusable(analysis.name, analysis.version, values, checkpoint_hash)
+            reused = store.reusable(analysis.name, attrs)
             if reused is not None:
                 results[analysis.name] = reused
                 outcomes.append(Outcome(analysis.name, "reused", reused, parameters=values))
-                sections.submit(analysis.name, reused)
+                if sections is not None:
+                    sections.submit(analysis.name, reused)
                 continue
         context = RunContext(
             model,
             values,
             settings.seed,
-            settings.device,
-            data,
+            device,
+            prepared.data,
             dict(results),
             out_dir=out,
             # bars inside analyses would cross those of the other runs sharing the terminal
             show_progress=settings.progress and settings.bar_position is None,
             inputs_limit=settings.samples,
-            inputs_planned=settings.samples or inputs_needed(parameters),
+            inputs_planned=planned,
             shared=shared,
         )
         limit = settings.max_memory or available_memory()
@@ -374,19 +567,39 @@ def _run_checkpoint(
                 dataset.attrs["inputs_requested"] = context.inputs_requested
                 dataset.attrs["inputs_used"] = context.inputs_used
         except Exception as error:  # a plugin's failure is reported, never fatal to the run
+            if settings.raise_errors:
+                raise
             message = f"{type(error).__name__}: {error}".splitlines()[0]
             attrs["elapsed_s"] = round(time.perf_counter() - started, 3)
+            attrs["traceback"] = traceback.format_exc()
             store.record_failure(analysis.name, message, attrs)
             outcomes.append(Outcome(analysis.name, "failed", message=message, parameters=values))
             continue
         attrs["elapsed_s"] = round(time.perf_counter() - started, 3)  # wall time of run()
         store.write(analysis.name, dataset, attrs)
-        sections.submit(analysis.name, store.dataset(analysis.name))
+        if sections is not None:
+            sections.submit(analysis.name, store.dataset(analysis.name))
         results[analysis.name] = dataset
         outcomes.append(Outcome(analysis.name, "ok", dataset, parameters=values))
-    drawn = sections.finished(store.datasets())
-    report_path = report_from_results(store.path, out / "report.html", drawn)
-    return RunResult(out, store.path, report_path, outcomes)
+    return outcomes
+
+
+def run_checkpoint(checkpoint: Any, out: Path, settings: RunSettings) -> RunResult:
+    """`rginspect run` for one checkpoint (or model): prepare, run the analyses storing each in
+    out/results.nc as it finishes (its report section drawn in the background), then write
+    out/report.html. The same preparation and execution as `rginspect.analyze`."""
+    from .report.build import BackgroundSections, report_from_results
+    from .results import ResultsStore
+
+    plugin_manager.available_analyses()  # imported once, here, for the drawing process too
+    with BackgroundSections() as sections:  # forked first, before torch starts its threads
+        prepared = prepare_run(checkpoint, settings)
+        store = ResultsStore(Path(out) / "results.nc")
+        store.discard_stale_copies()
+        outcomes = execute(prepared, settings, store, sections, out=Path(out))
+        drawn = sections.finished(store.datasets())
+        report_path = report_from_results(store.path, Path(out) / "report.html", drawn)
+    return RunResult(Path(out), store.path, report_path, outcomes)
 
 
 def folder_name(checkpoint: str | Path) -> str:

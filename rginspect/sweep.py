@@ -9,7 +9,6 @@ couplings and training state every checkpoint recorded as coordinates (κ, λ, T
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -144,15 +143,15 @@ def combine_results(runs: dict[str, list[Path]]) -> dict[str, xr.Dataset]:
     A checkpoint where an analysis failed, or a variable or ensemble it lacks, gets NaN (or "" for
     text).
     """
-    from .results import read_results
+    from .results import analysis_nodes, model_card, read_results
 
     cards, per_analysis, variable_attrs, ensembles = [], {}, {}, {}
     for index, paths in enumerate(runs.values()):
         trees = [read_results(Path(path)) for path in paths]
-        cards.append(json.loads(trees[0].attrs.get("model_card", "{}")))
+        cards.append(model_card(trees[0]))
         children = {}
         for tree in trees:  # one file per analysis on a cluster; a shared requirement may repeat
-            for name, node in tree.children.items():
+            for name, node in analysis_nodes(tree).items():
                 if node.attrs.get("status", "ok") == "ok":
                     children.setdefault(name, node)
         for name, node in children.items():
@@ -213,6 +212,13 @@ def write_sweep(combined: dict[str, xr.Dataset], path: Path) -> Path:
     from .results import ResultsStore
 
     Path(path).unlink(missing_ok=True)  # derived from the runs' files: rebuilt whole every time
+    from .results import root_attrs
+
     store = ResultsStore(path)
-    store.write_all(combined, {}, root={"kind": "rginspect sweep"})
+    root = root_attrs(
+        title=f"rginspect sweep of {len(next(iter(combined.values())).checkpoint)} checkpoints",
+        history="the scalars of each checkpoint's results.nc, combined",
+        kind="rginspect sweep",
+    )
+    store.write_all(combined, {}, root=root)
     return store.path

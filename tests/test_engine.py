@@ -121,6 +121,7 @@ def test_third_party_plugin_runs_and_failures_are_isolated(third_party, tmp_path
     assert "deliberate failure" in result.output and "not an xarray.Dataset" in result.output
     tree = xr.open_datatree(out / "results.nc", engine="h5netcdf")
     assert set(tree.children) == {
+        "model",
         "summary",
         "latent_mean",
         "crashes",

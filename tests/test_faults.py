@@ -21,7 +21,7 @@ import rginspect
 from rginspect import plugin_manager
 from rginspect.analysis import Analysis, Section
 from rginspect.cli import main
-from rginspect.results import ResultsStore
+from rginspect.results import ResultsStore, analysis_nodes
 
 PHI4 = str(Path(rginspect.__file__).parent / "assets" / "phi4_L16.pt")
 
@@ -75,9 +75,9 @@ def test_failing_analyses_are_isolated_and_reported(faulty, tmp_path):
     assert result.exit_code == 1
     tree = ResultsStore(tmp_path / "results.nc").read()
     assert tree["hangs"].attrs["elapsed_s"] < 60  # stopped before its 60 s sleep was over
-    status = {name: node.attrs["status"] for name, node in tree.children.items()}
+    status = {name: node.attrs["status"] for name, node in analysis_nodes(tree).items()}
     assert status == dict.fromkeys(faulty, "failed") | {"first": "ok", "last": "ok"}
-    errors = {name: node.attrs.get("error", "") for name, node in tree.children.items()}
+    errors = {name: node.attrs.get("error", "") for name, node in analysis_nodes(tree).items()}
     assert "--timeout 1 s" in errors["hangs"]
     assert "no finite number" in errors["nans"]
     assert "the plugin broke" in errors["raises"]
@@ -178,7 +178,7 @@ def start_run(script: Path, out: Path, *extra: str, stall: Path | None = None):
 
 def datasets(out: Path) -> dict[str, xr.Dataset]:
     tree = ResultsStore(out / "results.nc").read()
-    return {name: node.to_dataset() for name, node in tree.children.items()}
+    return {name: node.to_dataset() for name, node in analysis_nodes(tree).items()}
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])

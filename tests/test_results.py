@@ -9,12 +9,21 @@ import pytest
 import xarray as xr
 
 from rginspect.errors import OutputError
-from rginspect.results import ResultsStore, file_sha256, provenance_attrs
+from rginspect.results import (
+    ResultsStore,
+    cf_conform,
+    file_sha256,
+    model_card,
+    provenance_attrs,
+    read_results,
+)
 
 
-def attrs(parameters=None, sha="abc"):
-    return provenance_attrs(analysis="demo", analysis_version="1", parameters=parameters or {"k": 3},
-                            seed=7, checkpoint_path="model.pt", checkpoint_sha256=sha)  # fmt: skip
+def attrs(parameters=None, sha="abc", version="1", seed=7, model="m1", data="d1"):
+    return provenance_attrs(analysis="demo", analysis_version=version,
+                            parameters=parameters or {"k": 3}, seed=seed,
+                            checkpoint_path="model.pt", checkpoint_sha256=sha, model_sha256=model,
+                            data_sha256=data)  # fmt: skip
 
 
 def example() -> xr.Dataset:
@@ -30,11 +39,14 @@ def example() -> xr.Dataset:
 
 def test_round_trip_with_provenance(tmp_path):
     store = ResultsStore(tmp_path / "results.nc")
-    store.set_root_attrs(model_card={"format": "native"}, seed=7)
+    card = {"format": "native", "latents_per_level": [384, 96], "prior": {"kind": "gaussian"}}
+    store.set_root_attrs(model_card=card, seed=7)
     store.write("demo", example(), attrs())
     tree = xr.open_datatree(tmp_path / "results.nc", engine="h5netcdf")  # plain xarray can read it
     np.testing.assert_array_equal(tree["demo"]["value"].values, example()["value"].values)
-    assert tree["demo"]["value"].attrs["units"] == "nats"
+    # nats are no UDUNITS unit: dimensionless, named in the long name (CF)
+    assert tree["demo"]["value"].attrs["units"] == "1"
+    assert tree["demo"]["value"].attrs["long_name"] == "value (in nats)"
     assert list(tree["demo"]["name"].values) == ["fine", "coarse"]
     group = tree["demo"].attrs
     assert json.loads(group["parameters"]) == {"k": 3} and group["seed"] == 7
@@ -47,7 +59,10 @@ def test_round_trip_with_provenance(tmp_path):
         "xarray_version",
     ):
         assert group[key]
-    assert json.loads(tree.attrs["model_card"]) == {"format": "native"}
+    assert model_card(read_results(tmp_path / "results.nc")) == card  # once, as typed groups
+    np.testing.assert_array_equal(tree["model"].attrs["latents_per_level"], [384, 96])
+    assert tree["model/prior"].attrs["kind"] == "gaussian"
+    assert "model_card" not in tree.attrs and "model_card" not in group
     reread = ResultsStore(tmp_path / "results.nc").datasets()["demo"]
     assert reread["mask"].dtype == bool and reread["mask"].values.tolist() == [True, False, True]
 
@@ -103,13 +118,45 @@ def test_appended_and_replaced_groups_read_back_as_written(tmp_path):
 
 
 def test_reusable_only_for_identical_inputs(tmp_path):
+    """The reuse key is what was analysed and how: not the file's path or hash (a factory model
+    has none), but the model's content, the data, the parameters, the seed and the version."""
     store = ResultsStore(tmp_path / "results.nc")
     store.write("demo", example(), attrs())
-    assert store.reusable("demo", "1", {"k": 3}, "abc") is not None
-    assert store.reusable("demo", "2", {"k": 3}, "abc") is None
-    assert store.reusable("demo", "1", {"k": 4}, "abc") is None
-    assert store.reusable("demo", "1", {"k": 3}, "other") is None
-    assert store.reusable("missing", "1", {"k": 3}, "abc") is None
+    assert store.reusable("demo", attrs()) is not None
+    assert store.reusable("demo", attrs(sha="another file, same content")) is not None
+    for changed in (
+        attrs(version="2"),
+        attrs(parameters={"k": 4}),
+        attrs(seed=8),
+        attrs(model="m2"),
+        attrs(data="d2"),
+    ):
+        assert store.reusable("demo", changed) is None
+    assert store.reusable("missing", attrs()) is None
+
+
+def test_cf_conform_links_errors_and_names_every_coordinate():
+    conformed = cf_conform(
+        xr.Dataset(
+            {
+                "xi": ((), 1.5, {"units": "lattice spacings"}),
+                "xi_error": ((), 0.1, {"units": "lattice spacings"}),
+                "count": ("level", [3, 4]),
+                "label": ((), "disordered"),
+                "flag": ((), True),
+            },
+            coords={"level": [0, 1], "dy": ("dy", [-1, 0, 1])},
+        )
+    )
+    assert conformed["xi"].attrs == {
+        "units": "1",
+        "long_name": "xi (in lattice spacings)",
+        "ancillary_variables": "xi_error",
+    }
+    assert conformed["count"].attrs["units"] == "1"
+    assert "units" not in conformed["label"].attrs and "units" not in conformed["flag"].attrs
+    assert conformed["level"].attrs["long_name"] == "RG level (0 = finest)"
+    assert conformed["dy"].attrs["long_name"] == "row offset from the latent's site"
 
 
 def test_file_sha256_of_files_and_folders(tmp_path):

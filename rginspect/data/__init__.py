@@ -2,12 +2,13 @@
 
 from .digits import load_digits_images
 from .msds import MSDSBatch, generate_msds
-from .specs import DataBatch, DataSpec, load_data, parse_data_spec
+from .specs import DataBatch, DataSpec, batch_from_array, load_data, parse_data_spec
 
 __all__ = [
     "DataBatch",
     "DataSpec",
     "MSDSBatch",
+    "batch_from_array",
     "generate_msds",
     "load_data",
     "load_digits_images",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -248,6 +248,17 @@ def _load_npz(path: Path, key: str | None, domain: str) -> DataBatch:
                 raise DataSpecError(
                     f"{source}: not a readable numpy array ({err}); save plain numbers"
                 ) from err
+    return batch_from_array(array, domain=domain, source=source)
+
+
+def batch_from_array(
+    array: Any, *, domain: Literal["image", "field"], source: str = "an array"
+) -> DataBatch:
+    """A data batch from numbers in memory (numpy, torch or nested lists): (n, C, L, L) or
+    (n, L, L). Fields are kept as they are; images must be in [0, 1] or whole numbers 0..255."""
+    if hasattr(array, "detach"):  # a torch tensor
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise DataSpecError(f"{source}: dtype {array.dtype} is not real numbers")
     if array.ndim == 3:

@@ -25,7 +25,7 @@ from .base import CheckpointFormat, pickle_globals, untrusted_code_error
 # what torch.save itself writes into a pickle: rebuilding tensors and plain containers
 SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset")
 
-__all__ = ["CheckpointFormat", "available_formats", "detect_format", "load", "save"]
+__all__ = ["CheckpointFormat", "as_model", "available_formats", "detect_format", "load", "save"]
 
 # Above these, a round trip is not float round-off any more (float32 values of order 1..10).
 RECONSTRUCTION_TOLERANCE = 1e-3
@@ -98,8 +98,71 @@ def load(
     return model
 
 
+def as_model(
+    model: Any,
+    *,
+    format: str | None = None,
+    trust_checkpoint: bool = False,
+    device: str | torch.device | None = None,
+    **options: Any,
+) -> RGFlowModel:
+    """Any model rginspect can analyse as an RGFlowModel.
+
+    - a path (str or Path): `load(path, format=..., **options)`, whatever wrote the file;
+    - an RGFlowModel: itself (moved to `device` when one is given);
+    - a normflows `MultiscaleFlow`: wrapped with its constructor settings as `options`
+      (architecture=, levels=, steps=, hidden_channels=, input_shape=; see `build_multiscale`);
+    - `(flow, latent_level)`, a dict with flow and latent_level (as a `module` factory returns),
+      or a module with encode/decode (or forward/inverse) given with `latent_level=...` (and
+      optionally prior=, domain=) as options.
+
+    Raises an RGInspectError with a one-line message for anything else.
+    """
+    from .python_module import model_from_parts
+
+    if isinstance(model, str | Path):
+        return load(
+            model,
+            format=format,
+            trust_checkpoint=trust_checkpoint,
+            device=device or "cpu",
+            **options,
+        )
+    if isinstance(model, RGFlowModel):
+        if options or format:
+            given = ", ".join([*(["format"] if format else []), *options])
+            raise RGInspectError(
+                f"an RGFlowModel in memory takes no loader options (got {given}); "
+                "they are for checkpoint files and flows of other libraries"
+            )
+        return model if device is None else model.to(device)
+    if type(model).__module__.split(".")[0] == "normflows":
+        from .normflows import wrap_multiscale
+
+        wrapped = wrap_multiscale(model, **options)
+    elif isinstance(model, torch.nn.Module) and not isinstance(model, RGFlowModel):
+        if "latent_level" not in options:
+            raise RGInspectError(
+                f"a {type(model).__name__} in memory needs its latent-level map: pass "
+                "latent_level=<int array of the data shape> (and prior=, domain= if not a "
+                "Gaussian field model)"
+            )
+        wrapped = model_from_parts({"flow": model, **options}, type(model).__name__)
+    else:
+        if options:
+            raise RGInspectError(
+                f"loader options ({', '.join(options)}) do not apply to a "
+                f"{type(model).__name__}; give a path, a model or a flow"
+            )
+        wrapped = model_from_parts(model, f"a {type(model).__name__} given as the model")
+    wrapped = wrapped.eval()
+    return wrapped if device is None else wrapped.to(device)
+
+
 def save(model: RGFlowModel, path: str | Path) -> Path:
-    """Write the native format: a torch file (.pt) or safetensors (.safetensors), by suffix."""
+    """Write the native format: a torch file (.pt) or safetensors (.safetensors), by suffix.
+    Models of other libraries' architectures are saved by their own writers (the error says
+    which); they can be analysed in memory without being saved."""
     from .native import write_native
 
     return write_native(model, Path(path))

@@ -110,11 +110,22 @@ def _action(recorded: Any, config: dict[str, Any], path: Path) -> torch.nn.Modul
 
 
 def write_native(model: RGFlowModel, path: Path) -> Path:
-    """Save `model`; models from the module format have no config and cannot be saved this way."""
+    """Save `model`; models of other architectures have no config and are saved by their own
+    writers (the error names the one to use)."""
     if model.config is None:
+        if "normflows" in model.provenance:
+            advice = (
+                "save it with rginspect.formats.normflows.save_normflows(flow, path, **settings) "
+                "and load that file as any checkpoint"
+            )
+        else:
+            advice = (
+                "save your module's state_dict with torch.save and load it with "
+                "rginspect.load(weights, factory='package.module:function')"
+            )
         raise ArchitectureError(
-            "only models of a built-in architecture (rgflow, neuralrg) can be saved natively; "
-            "save your own module's state_dict with torch.save"
+            f"only models of a built-in architecture (rgflow, neuralrg) can be saved natively; "
+            f"{advice} (analysing it needs no file: rginspect.analyze(model, ...))"
         )
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     action = model.action.config() if model.action is not None else None

@@ -11,6 +11,7 @@ loaded into the factory's flow (safely, as any checkpoint).
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -60,25 +61,31 @@ def load(
     path: Path, *, trust_checkpoint: bool = False, factory: str | None = None, **architecture: Any
 ) -> RGFlowModel:
     spec = factory or str(path)
-    built = _call_factory(spec, architecture)
-    if isinstance(built, RGFlowModel):
-        model = built
-    else:
-        if isinstance(built, tuple) and len(built) == 2:
-            built = {"flow": built[0], "latent_level": built[1]}
-        if not isinstance(built, dict) or not {"flow", "latent_level"} <= set(built):
-            raise ArchitectureError(
-                f"{spec} must return an RGFlowModel, (flow, latent_level) or a dict with "
-                "flow and latent_level"
-            )
-        model = _wrap(built, spec)
+    model = model_from_parts(_call_factory(spec, architecture), spec)
     if factory is not None:
         payload = read_torch_file(path, trust_checkpoint)
         state = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
         target = model.flow.module if isinstance(model.flow, ModuleFlow) else model.flow
         load_state_strictly(target, state, path)
     model.provenance.setdefault("factory", spec)
+    model.provenance.setdefault("factory_arguments", dict(architecture))
     return model
+
+
+def model_from_parts(built: Any, label: str) -> RGFlowModel:
+    """An RGFlowModel from what a factory returns, or what a user holds in memory: an
+    RGFlowModel itself, `(flow, latent_level)`, or a dict with flow and latent_level (and
+    optionally prior, domain, provenance); `label` names it in errors."""
+    if isinstance(built, RGFlowModel):
+        return built
+    if isinstance(built, tuple) and len(built) == 2:
+        built = {"flow": built[0], "latent_level": built[1]}
+    if not isinstance(built, dict) or not {"flow", "latent_level"} <= set(built):
+        raise ArchitectureError(
+            f"{label} must be an RGFlowModel, (flow, latent_level) or a dict with flow and "
+            "latent_level"
+        )
+    return _wrap(built, label)
 
 
 def _call_factory(spec: str, architecture: dict[str, Any]) -> Any:
@@ -89,7 +96,23 @@ def _call_factory(spec: str, architecture: dict[str, Any]) -> Any:
         raise ArchitectureError(
             f"cannot import the model factory {spec} ({error}); is its package on PYTHONPATH?"
         ) from None
+    try:
+        inspect.signature(function).bind(**architecture)
+    except TypeError as error:
+        raise ArchitectureError(
+            f"the factory {spec}{inspect.signature(function)} cannot be called with "
+            f"{_arguments(architecture)}: {error}; pass its arguments as loader options "
+            "(--load NAME=VALUE, or rginspect.load(..., NAME=VALUE))"
+        ) from None
+    except ValueError:  # a builtin without a signature: let the call say what is wrong
+        pass
     return function(**architecture)
+
+
+def _arguments(architecture: dict[str, Any]) -> str:
+    if not architecture:
+        return "no arguments"
+    return ", ".join(f"{key}={value!r}" for key, value in architecture.items())
 
 
 def _wrap(built: dict[str, Any], spec: str) -> RGFlowModel:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
-import h5netcdf
 import xarray as xr
 
 from .. import __version__
@@ -21,35 +20,64 @@ from .render import ReportSection, SectionView, render_report, section_view, wri
 RENDER_NICENESS = 10  # the analyses come first; drawing uses what CPU they leave
 
 
-def report_from_results(
-    results_path: Path, report_path: Path, rendered: Mapping[str, SectionView] | None = None
-) -> Path:
-    """Render `results.nc` to one HTML file; a render that fails shows as a failed section.
-    `rendered` holds sections already made from the same datasets (BackgroundSections)."""
-    from ..results import read_results
+@dataclass
+class Report:
+    """A report ready to write: its HTML, and the analyses whose sections could not be drawn
+    (no installed analysis of that name, or a renderer that failed) with why."""
 
-    results_path = Path(results_path)
-    if not results_path.is_file():
-        raise RGInspectError(f"{results_path}: no such results file; run `rginspect run` first")
+    html: str
+    undrawn: dict[str, str]
+
+    def write(self, path: Path) -> Path:
+        return write_report(Path(path), self.html)
+
+
+def build_report(tree: xr.DataTree, rendered: Mapping[str, SectionView] | None = None) -> Report:
+    """A results tree (read from results.nc, or `rginspect.analyze`'s) as one HTML page; a
+    render that fails shows as a failed section. `rendered` holds sections already made from
+    the same datasets (BackgroundSections)."""
+    from ..results import analysis_nodes, model_card
+
     rendered = rendered or {}
-    with h5netcdf.File(results_path, "r") as file:  # names and root attributes alone: cheap
-        names, root = list(file.groups), dict(file.attrs)
-    tree = read_results(results_path) if set(names) - set(rendered) else None
     sections = [
-        rendered[name] if name in rendered else analysis_section(name, tree[name].to_dataset())
-        for name in names
+        rendered[name] if name in rendered else analysis_section(name, node.to_dataset())
+        for name, node in analysis_nodes(tree).items()
     ]
-    model_card = json.loads(root.get("model_card", "{}"))
+    root = tree.attrs
     run_info = {
         "rginspect version": __version__,
         "checkpoint": root.get("checkpoint_path", ""),
         "sha256": root.get("checkpoint_sha256", ""),
         "seed": root.get("seed", ""),
         "data": root.get("data", ""),
+        "device": root.get("device", ""),
     }
-    title = f"rginspect report: {Path(str(root.get('checkpoint_path', results_path))).name}"
-    html = render_report(title=title, model_card=model_card, sections=sections, run_info=run_info)
-    return write_report(Path(report_path), html)
+    title = f"rginspect report: {Path(str(root.get('checkpoint_path', 'results'))).name}"
+    html = render_report(
+        title=title,
+        model_card=model_card(tree),
+        sections=sections,
+        run_info={key: value for key, value in run_info.items() if value != ""},
+    )
+    undrawn = {view["name"]: view["message"] for view in sections if view.get("undrawn")}
+    return Report(html, undrawn)
+
+
+def report_from_results(
+    results_path: Path, report_path: Path, rendered: Mapping[str, SectionView] | None = None
+) -> Path:
+    """Render `results.nc` to one HTML file (see build_report)."""
+    return read_report(results_path, rendered).write(report_path)
+
+
+def read_report(results_path: Path, rendered: Mapping[str, SectionView] | None = None) -> Report:
+    """build_report of a results file."""
+    from ..results import read_results
+
+    results_path = Path(results_path)
+    if not results_path.is_file():
+        raise RGInspectError(f"{results_path}: no such results file; run `rginspect run` first")
+    return build_report(read_results(results_path), rendered)
 
 
 def analysis_section(name: str, dataset: xr.Dataset) -> SectionView:
@@ -66,20 +94,30 @@ def analysis_section(name: str, dataset: xr.Dataset) -> SectionView:
     if status != "ok":
         entry = ReportSection(name, status, None, attrs.get("error", ""), provenance)
     elif name not in analyses:
-        message = f"no installed analysis named {name!r} can render these results"
-        entry = ReportSection(name, "failed", None, message, provenance)
+        message = (
+            f"no installed analysis named {name!r} can draw these results: install the plugin "
+            "that made them"
+        )
+        return section_view(ReportSection(name, "failed", None, message, provenance)) | {
+            "undrawn": True
+        }
     else:
         try:
             section = analyses[name].render(dataset)
             entry = ReportSection(name, "ok", section, _inputs_warning(attrs), provenance)
         except Exception as error:  # a broken renderer must not hide the other sections
-            message = f"rendering failed: {type(error).__name__}: {error}".splitlines()[0]
-            entry = ReportSection(name, "failed", None, message, provenance)
+            return _undrawn(name, error, provenance)
     try:
         return section_view(entry)
     except Exception as error:  # a figure that cannot be drawn fails its section alone
-        message = f"rendering failed: {type(error).__name__}: {error}".splitlines()[0]
-        return section_view(ReportSection(name, "failed", None, message, provenance))
+        return _undrawn(name, error, provenance)
+
+
+def _undrawn(name: str, error: Exception, provenance: dict) -> SectionView:
+    message = f"rendering failed: {type(error).__name__}: {error}".splitlines()[0]
+    return section_view(ReportSection(name, "failed", None, message, provenance)) | {
+        "undrawn": True
+    }
 
 
 class BackgroundSections:

@@ -19,30 +19,27 @@ MODELS_GROUP = "models"  # compare.nc keeps each model's whole results under mod
 
 def render_compare_report(compare_path: Path, report_path: Path) -> Path:
     """compare.html: the models' cards, then one section per analysis that any model ran."""
-    from ..results import read_results
+    from ..results import analysis_nodes, model_card, read_results
 
     tree = read_results(Path(compare_path))
     models = json.loads(tree.attrs["models"])
     runs = {name: tree[f"{MODELS_GROUP}/{name}"] for name in models}
     analyses = dict.fromkeys(
-        analysis for run in runs.values() for analysis in run.children
+        analysis for run in runs.values() for analysis in analysis_nodes(run)
     )  # every analysis, in run order, also those that failed on every model
     sections = [
         _section(
             analysis,
-            tree[analysis].to_dataset() if analysis in tree.children else None,
+            tree[analysis].to_dataset() if analysis in analysis_nodes(tree) else None,
             {
                 name: run[analysis].to_dataset()
                 for name, run in runs.items()
-                if analysis in run.children
+                if analysis in analysis_nodes(run)
             },
         )
         for analysis in analyses
     ]
-    cards = {
-        name: _card(json.loads(run.attrs.get("model_card", "{}")), run.attrs)
-        for name, run in runs.items()
-    }
+    cards = {name: _card(model_card(run), run.attrs) for name, run in runs.items()}
     html = render_template(
         "compare.html.j2",
         title=f"rginspect comparison: {', '.join(models)}",

@@ -1,4 +1,7 @@
-"""Sections -> one HTML file that works offline: figures inline as PNG data, no scripts, no links out."""
+"""Sections -> one HTML file that works offline: figures inline as PNG data, no scripts, no links out.
+
+No matplotlib backend is chosen here: figures are `matplotlib.figure.Figure` objects drawn to PNG
+by their own canvas, so importing rginspect leaves a notebook's inline backend alone."""
 
 from __future__ import annotations
 
@@ -10,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import matplotlib
+import matplotlib.figure
 import pandas as pd
+from markupsafe import Markup
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-from markupsafe import Markup  # noqa: E402
-
-from ..analysis import Section  # noqa: E402
-from ..atomic import atomic_output  # noqa: E402
+from ..analysis import Section
+from ..atomic import atomic_output
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("rginspect.report", "templates"),
@@ -55,7 +55,7 @@ def section_view(entry: ReportSection) -> SectionView:
         "how_to_read": section.how_to_read if section else "",
         "paragraphs": _paragraphs(section.text) if section else [],
         "figures": [
-            {"src": _png_data_uri(figure.figure), "caption": figure.caption}
+            {"src": png_data_uri(figure.figure), "caption": figure.caption}
             for figure in (section.figures if section else [])
         ],
         "tables": [
@@ -80,6 +80,11 @@ def render_report(
     )
 
 
+def render_inline(sections: Sequence[SectionView]) -> str:
+    """Sections as an HTML fragment for a notebook cell, styled inside its own wrapper."""
+    return render_template("inline.html.j2", sections=sections)
+
+
 def render_template(name: str, **context: Any) -> str:
     """One of the report templates (report.html.j2, or a page that extends it), autoescaped."""
     return _ENVIRONMENT.get_template(name).render(**context)
@@ -93,10 +98,15 @@ def write_report(path: Path, html: str) -> Path:
     return path
 
 
-def _png_data_uri(figure: matplotlib.figure.Figure) -> str:
+def png_data_uri(figure: matplotlib.figure.Figure) -> str:
+    """A figure as an inline PNG; a figure pyplot manages (a plugin that used plt) is closed, so
+    a notebook does not show it a second time."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    if getattr(figure.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
