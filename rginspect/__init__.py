@@ -6,6 +6,7 @@ from .api import analyze, register, write
 from .formats import available_formats, load, save
 from .hooks import hookimpl
 from .model import RGFlowModel
+from .report import inline as _inline  # noqa: F401  (registers `tree.rginspect` on DataTrees)
 
 try:
     __version__ = version("rginspect")

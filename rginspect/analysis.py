@@ -272,8 +272,25 @@ class Analysis:
         before the OS kills the run (--max-memory). 0: no estimate (small analyses)."""
         return 0
 
+    # the figures this analysis draws from its stored dataset: name -> function(dataset, ax=None)
+    # returning the axes it drew on (see rginspect.plotting); the first is the main one
+    plots: dict[str, Callable[..., Any]] = {}
+
     def run(self, context: RunContext) -> xarray.Dataset:
         raise NotImplementedError
 
     def render(self, dataset: xarray.Dataset) -> Section:
         raise NotImplementedError
+
+    def plot(self, dataset: xarray.Dataset, name: str | None = None, *, ax: Any = None) -> Any:
+        """Draw one of `plots` (the first by default) from a stored dataset, onto `ax` (an Axes,
+        or an array of them for a figure of several panels) or a new figure; returns the axes."""
+        if not self.plots:
+            raise ValueError(f"the analysis {self.name!r} draws no figures")
+        if name is None:
+            name = next(iter(self.plots))
+        if name not in self.plots:
+            raise ValueError(
+                f"the analysis {self.name!r} draws {', '.join(map(repr, self.plots))}, not {name!r}"
+            )
+        return self.plots[name](dataset, ax=ax)

@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 import xarray as xr
-from rginspect_plugins.receptive import Receptive, cone_wraps, field_sizes
+from rginspect_plugins.receptive import Receptive
+from rginspect_plugins.receptive.compute import cone_wraps, field_sizes
 
 import rginspect
 from rginspect.analysis import RunContext

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from rginspect.analysis import Figure, Section, Table
-from rginspect.report import ReportSection, render_report, write_report
+from rginspect.report.render import ReportSection, render_report, write_report
 
 EVIL = "<script>alert(1)</script>"
 

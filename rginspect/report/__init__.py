@@ -1,5 +1,4 @@
-"""One self-contained HTML report per run, rendered from stored results only."""
-
-from .render import ReportSection, render_report, write_report
-
-__all__ = ["ReportSection", "render_report", "write_report"]
+"""One self-contained HTML report per run, rendered from stored results only: `build` turns a
+results tree into a page (sections drawn in the background while a run goes on), `render` holds
+the templates, `inline` shows the same sections under a notebook cell, `sweep` and `compare`
+draw the combined pages."""
