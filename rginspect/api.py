@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from .errors import RGInspectError
+from .hooks import hookimpl
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -139,7 +139,6 @@ def register(*analyses: Analysis) -> None:
     earlier registration (a notebook cell run twice); a name an installed plugin provides is
     refused."""
     from .analysis import Analysis
-    from .hooks import hookimpl
     from .plugin_manager import available_analyses, plugin_manager
 
     manager = plugin_manager()
@@ -157,13 +156,23 @@ def register(*analyses: Analysis) -> None:
                 f"an installed plugin already provides the analysis {name!r}: give yours "
                 "another name"
             )
-        plugin = SimpleNamespace(rginspect_analyses=hookimpl(_provider(analysis)))
+        plugin = _Registered(analysis)
         _REGISTERED[name] = plugin
-        manager.register(plugin, name=f"registered:{name}")
+        manager.register(plugin, name=f"{REGISTERED_PREFIX}{name}")
 
 
-def _provider(analysis: Analysis):
-    return lambda: [analysis]
+REGISTERED_PREFIX = "registered:"  # plugin names `register` gives, so listings can say so
+
+
+class _Registered:
+    """The plugin `register` makes for one analysis."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+
+    @hookimpl
+    def rginspect_analyses(self) -> list[Analysis]:
+        return [self.analysis]
 
 
 def _call_text(model: Any, analyses: Any, seed: int, params: Any, data: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import warnings
 from contextlib import contextmanager
@@ -26,9 +27,16 @@ from .training_settings import (
     TrainingSettings,
 )
 
+COMMAND_LINE = "rginspect.command_line"  # where the group keeps the command line in ctx.meta
+
 
 class RGInspectGroup(click.Group):
-    """Turns every RGInspectError into one `error:` line and its exit status, never a traceback."""
+    """Turns every RGInspectError into one `error:` line and its exit status, never a traceback;
+    keeps the command line as given, for the results' CF `history`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[COMMAND_LINE] = shlex.join(["rginspect", *args])
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -215,7 +223,7 @@ def _run_settings(data: str | None, options: dict[str, Any]):
         data=data if data is not None else config.data,
         format=options["format_name"],
         load_options=config.load | parse_load_options(options["load_options"]),
-        history=" ".join(["rginspect", *sys.argv[1:]]),
+        history=click.get_current_context().meta.get(COMMAND_LINE, "rginspect"),
         overrides=options["overrides"],
         config_file=options["config_file"],
         seed=options["seed"],

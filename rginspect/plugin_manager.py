@@ -32,7 +32,8 @@ def plugin_manager() -> pluggy.PluginManager:
 
 def provided(hook_name: str) -> list[tuple[Any, str]]:
     """What every plugin returns from a list-valued hook, in registration order, each with the
-    distribution it comes from ("name version", or "rginspect (core)" for the built-in formats)."""
+    distribution it comes from ("name version", "rginspect (core)" for the built-in formats, or
+    "registered in this session" for `rginspect.register`)."""
     manager = plugin_manager()
     distributions = {
         plugin: f"{dist.project_name} {dist.version}"
@@ -40,7 +41,9 @@ def provided(hook_name: str) -> list[tuple[Any, str]]:
     }
     items = []
     for implementation in getattr(manager.hook, hook_name).get_hookimpls():
-        source = distributions.get(implementation.plugin, "rginspect (core)")
+        registered = implementation.plugin_name.startswith("registered:")
+        default = "registered in this session" if registered else "rginspect (core)"
+        source = distributions.get(implementation.plugin, default)
         items += [(item, source) for item in implementation.function()]
     return items
 

@@ -8,7 +8,8 @@ quadratically: 10 s of the demo); replacing a group or the root attributes rewri
 
 Files follow the CF conventions (`Conventions = "CF-1.11"`): UDUNITS units ("1" for the many
 dimensionless numbers, the lattice or pixel unit named in `long_name`), a `long_name` on every
-coordinate, and each `<name>_error` linked to `<name>` by `ancillary_variables` (`cf_conform`).
+coordinate, and each `<name>_error` (`_err`) linked to `<name>` by `ancillary_variables`
+(`cf_conform`).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def analysis_nodes(tree: xr.DataTree) -> dict[str, xr.DataTree]:
 def cf_conform(dataset: xr.Dataset) -> xr.Dataset:
     """The dataset as CF readers expect it: units UDUNITS knows ("1" for dimensionless numbers,
     a named unit such as pixels or nats moved into long_name), a long_name on every coordinate,
-    and every `<name>_error` listed in `<name>`'s ancillary_variables."""
+    and every `<name>_error` (or `<name>_err`) listed in `<name>`'s ancillary_variables."""
     dataset = dataset.copy()
     for name, variable in dataset.variables.items():
         attrs = dict(variable.attrs)
@@ -180,7 +181,7 @@ def cf_conform(dataset: xr.Dataset) -> xr.Dataset:
             attrs["long_name"] = COORDINATE_NAMES.get(str(name), str(name).replace("_", " "))
         variable.attrs = attrs
     for name in list(dataset.data_vars):
-        base = str(name).removesuffix("_error")
+        base = str(name).removesuffix("_error").removesuffix("_err")
         if base != name and base in dataset.data_vars:
             linked = dataset[base].attrs.get("ancillary_variables", "").split()
             if name not in linked:

@@ -131,7 +131,8 @@ def checked_settings(values: Mapping[str, Any], source: Path | str) -> dict[str,
         raise ArchitectureError(
             f"{source}: a bare normflows state dict does not say how the model was built; pass "
             f"{', '.join(f'{key}=' for key in missing)} (the MultiscaleFlow's constructor "
-            "settings), or save it with rginspect.formats.normflows.save_normflows"
+            f"settings; on the command line --load {missing[0]}=..., one --load each), or save "
+            "it with rginspect.formats.normflows.save_normflows"
         )
     levels = integer(settings["levels"], "levels", source, maximum=12, fix=FIX)
     shape = settings["input_shape"]
