@@ -277,9 +277,16 @@ class Analysis:
     plots: dict[str, Callable[..., Any]] = {}
 
     def run(self, context: RunContext) -> xarray.Dataset:
+        """Measure, on `context.model` with `context.parameters`, and return the results as a
+        Dataset with named dims and coordinates (`units` and `long_name` where they mean
+        something; an error of `x` named `x_error`). Draw random numbers from
+        `context.generator()`, so the same seed gives the same numbers. An exception fails this
+        analysis alone; its traceback is kept in its results group."""
         raise NotImplementedError
 
     def render(self, dataset: xarray.Dataset) -> Section:
+        """The report section, from the stored `dataset` alone (reports are re-rendered without
+        the model): figures (from `plots`), tables and short text."""
         raise NotImplementedError
 
     def plot(self, dataset: xarray.Dataset, name: str | None = None, *, ax: Any = None) -> Any:

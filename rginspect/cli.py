@@ -207,6 +207,13 @@ def analysis_options(command):
             help="Refuse analyses expected to need more (default: the memory available).",
         ),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option(
+            "--raise",
+            "raise_errors",
+            is_flag=True,
+            help="Stop at the first analysis that fails, with its full traceback (what finished "
+            "before stays in results.nc; without --raise the traceback is kept in its group).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -234,6 +241,7 @@ def _run_settings(data: str | None, options: dict[str, Any]):
         progress=not options["quiet"],
         timeout=options["timeout"],
         max_memory=int(options["max_memory"] * 2**30) if options["max_memory"] else None,
+        raise_errors=options["raise_errors"],
     )
 
 

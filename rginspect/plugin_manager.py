@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hooks
+from .errors import RGInspectError
 
 if TYPE_CHECKING:
     from .analysis import Analysis
 
 ENTRY_POINT_GROUP = "rginspect"
+
+
+class PluginError(RGInspectError):
+    """An installed plugin does not keep the plugin API (a misspelled hook, say)."""
 VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -27,6 +32,14 @@ def plugin_manager() -> pluggy.PluginManager:
     for module in (native, rgflow, neuralrg, python_module, normflows):
         manager.register(module)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    try:
+        manager.check_pending()  # a @hookimpl whose name is no hook: a misspelling
+    except pluggy.PluginValidationError as error:
+        names = ", ".join(name for name in vars(hooks) if name.startswith("rginspect_"))
+        raise PluginError(
+            f"plugin {manager.get_name(error.plugin)!r}: {error}; the hooks are {names} "
+            "(see rginspect/hooks.py)"
+        ) from None
     return manager
 
 

@@ -349,8 +349,9 @@ def write_tree(path: Path, root: dict[str, Any], groups: dict[str, xr.Dataset]) 
     """A file of nested groups ("a/b" paths) written whole and atomically, each group with the
     attributes it has (derived files such as compare.nc, rebuilt from the runs every time)."""
     path = Path(path)
+    conformed = {name: cf_conform(group) for name, group in groups.items()}
     tree = xr.DataTree.from_dict(
-        {"/": xr.Dataset(attrs={k: _storable(v) for k, v in root.items()}), **groups}
+        {"/": xr.Dataset(attrs={k: _storable(v) for k, v in root.items()}), **conformed}
     )
     with atomic_output(path) as temporary:
         tree.to_netcdf(temporary, engine="h5netcdf")

@@ -299,11 +299,11 @@ def test_failures_keep_their_traceback_and_raise_errors_stops_at_the_first():
         rginspect.analyze(RGFLOW, [Broken()], data=images, progress=False, raise_errors=True)
 
 
-def test_the_readme_plugin_example_runs_without_warnings():
+def test_the_plugin_guides_example_runs_without_warnings():
     """It once warned "Converting a tensor with requires_grad=True to a scalar": analyses now
     run without autograd."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    block = readme.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
+    guide = (Path(__file__).parents[1] / "docs" / "guides" / "plugins.md").read_text()
+    block = guide.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
     namespace: dict = {}
     exec(block.split("```python")[1].split("```")[0], namespace)
     with warnings.catch_warnings():

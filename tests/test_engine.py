@@ -199,9 +199,9 @@ def test_report_rerenders_without_the_model(tmp_path):
     assert "Summary" in (tmp_path / "report.html").read_text()
 
 
-def test_readme_plugin_example(install_plugin, tmp_path):
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    block = readme.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
+def test_the_plugin_guides_example(install_plugin, tmp_path):
+    guide = (Path(__file__).parents[1] / "docs" / "guides" / "plugins.md").read_text()
+    block = guide.split("<!-- plugin-example -->")[1].split("<!-- end-plugin-example -->")[0]
     install_plugin(
         "readme_plugin", block.split("```python")[1].split("```")[0], "readme-plugin", "1.0"
     )
@@ -309,3 +309,31 @@ def test_the_checkpoints_training_data_is_the_default_data(tmp_path):
         == "model samples (latents of a model's own samples are independent by construction)"
     )
     assert "compare the prior with itself" in tree["summary"].attrs["empty_comparison"]
+
+
+MISSPELLED = """
+from rginspect import hookimpl
+
+
+@hookimpl
+def rginspect_analysis():  # the hook is rginspect_analyses
+    return []
+"""
+
+
+def test_a_misspelled_hook_is_refused_in_one_line(install_plugin):
+    install_plugin("misspelled_plugin", MISSPELLED, "misspelled", "0.1")
+    result = invoke("plugins")
+    assert result.exit_code == 2
+    assert "misspelled_plugin" in result.output or "plugin" in result.output
+    assert "rginspect_analysis" in result.output and "rginspect_analyses" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_raise_stops_at_the_first_failure_with_its_traceback(third_party, tmp_path):
+    result = invoke("run", RGFLOW_STATE, "--plugins", "crashes,latent_mean", "--samples", 4,
+                    "--quiet", "--raise", "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 1
+    assert "deliberate failure" in str(result.exception)
+    stored = read_results(tmp_path / "results.nc")
+    assert "latent_mean" not in stored.children  # it came after the failure: never ran
