@@ -10,7 +10,6 @@ from .model import RGFlowModel
 from .report import inline as _inline  # noqa: F401  (registers `tree.rginspect` on DataTrees)
 
 
-
 def bundled_checkpoint(name: str) -> Path:
     """The path of a checkpoint that ships with rginspect ("msds1_rgflow.pt", "msds1_glow.pt",
     "phi4_L16.pt"), wherever the package is installed."""

@@ -20,6 +20,8 @@ ENTRY_POINT_GROUP = "rginspect"
 
 class PluginError(RGInspectError):
     """An installed plugin does not keep the plugin API (a misspelled hook, say)."""
+
+
 VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

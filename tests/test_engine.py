@@ -18,6 +18,7 @@ from rginspect.engine import DEFAULT_INPUTS, inputs_needed, resolve_parameters
 from rginspect.model import RGFlowModel
 from rginspect.nn.architectures import rgflow_config
 from rginspect.plugin_manager import available_analyses, plugin_manager
+from rginspect.results import read_results
 
 THIRD_PARTY = """
 import numpy as np
