@@ -14,8 +14,7 @@ import torch
 import xarray as xr
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
-
-from .traverse import display_image
+from rginspect.images import display_image
 
 
 class Mix(Analysis):

@@ -12,7 +12,8 @@ import torch
 import xarray as xr
 from PIL import Image, ImageSequence
 from rginspect_plugins.mix import Mix, parse_indices
-from rginspect_plugins.traverse import Traverse, parse_latents, traversal_values, traverse_latent
+from rginspect_plugins.traverse import Traverse
+from rginspect_plugins.traverse.compute import parse_latents, traversal_values, traverse_latent
 
 import rginspect
 from rginspect.analysis import RunContext
