@@ -236,6 +236,10 @@ def test_without_labels_only_activity_is_measured(model, msds1_data):
     section = Disentangle().render(dataset)
     assert "no MSDS ellipse labels" in section.text
     assert len(section.figures) == 1
+    with pytest.raises(ValueError, match="plot 'activity'") as refused:
+        Disentangle().plot(dataset, "r2")
+    assert "\n" not in str(refused.value)
+    assert all(axis.has_data() for axis in Disentangle().plot(dataset, "activity"))
 
 
 def test_too_few_inputs_for_the_folds_is_refused(model, msds1_data):
