@@ -24,14 +24,17 @@ def axes_grid(
     columns: int = 1,
     *,
     figsize: tuple[float, float] | None = None,
+    width_ratios: list[float] | None = None,
 ) -> np.ndarray:
     """(rows, columns) axes to draw on: the caller's `ax` (one Axes for a 1×1 grid, or any
-    array of rows × columns Axes), else those of a new figure of `figsize` inches."""
+    array of rows × columns Axes), else those of a new figure of `figsize` inches whose columns
+    are as wide as `width_ratios` says (equal by default)."""
     if ax is None:
         from matplotlib.figure import Figure
 
         figure = Figure(figsize=figsize, layout="constrained")
-        return np.asarray(figure.subplots(rows, columns, squeeze=False))
+        grid = figure.subplots(rows, columns, squeeze=False, width_ratios=width_ratios)
+        return np.asarray(grid)
     axes = np.asarray(ax, dtype=object)
     if axes.size != rows * columns:
         raise ValueError(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from rginspect_plugins.disentangle import (
-    Disentangle,
+from rginspect_plugins.disentangle import Disentangle
+from rginspect_plugins.disentangle.compute import (
     Factor,
     budget_subsets,
     cone_r2,
@@ -50,7 +50,7 @@ def test_r2_is_high_only_for_the_block_that_holds_the_factor():
 def test_cross_validated_r2_equals_scikit_learns_ridge_cv_pipeline(n, width):
     """The one-SVD-per-fold computation is StandardScaler + RidgeCV(alpha_per_target) under
     cross_val_predict; targets of very different noise pick different alphas."""
-    from rginspect_plugins.disentangle import RIDGE_ALPHAS
+    from rginspect_plugins.disentangle.compute import RIDGE_ALPHAS
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
     from sklearn.model_selection import KFold, cross_val_predict
@@ -236,6 +236,10 @@ def test_without_labels_only_activity_is_measured(model, msds1_data):
     section = Disentangle().render(dataset)
     assert "no MSDS ellipse labels" in section.text
     assert len(section.figures) == 1
+    with pytest.raises(ValueError, match="plot 'activity'") as refused:
+        Disentangle().plot(dataset, "r2")
+    assert "\n" not in str(refused.value)
+    assert all(axis.has_data() for axis in Disentangle().plot(dataset, "activity"))
 
 
 def test_too_few_inputs_for_the_folds_is_refused(model, msds1_data):

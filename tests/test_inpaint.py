@@ -8,8 +8,8 @@ import pytest
 import torch
 import xarray as xr
 from PIL import Image
-from rginspect_plugins.inpaint import (
-    Inpaint,
+from rginspect_plugins.inpaint import Inpaint
+from rginspect_plugins.inpaint.compute import (
     cone_latents,
     hole_view,
     inpaint_latents,

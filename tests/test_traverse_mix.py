@@ -4,20 +4,21 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import scipy.stats
 import torch
 import xarray as xr
 from PIL import Image, ImageSequence
-from rginspect_plugins.mix import Mix, parse_indices
-from rginspect_plugins.traverse import Traverse, parse_latents, traversal_values, traverse_latent
+from rginspect_plugins.mix import Mix
+from rginspect_plugins.mix.compute import parse_indices
+from rginspect_plugins.traverse import Traverse
+from rginspect_plugins.traverse.compute import parse_latents, traversal_values, traverse_latent
 
 import rginspect
 from rginspect.analysis import RunContext
 from rginspect.data import DataBatch, load_data
-from rginspect.engine import resolve_parameters
+from rginspect.engine import parameter_settings, resolve_parameters
 from rginspect.nn.priors import GaussianPrior
 
 BUNDLED = Path(rginspect.__file__).parent / "assets" / "msds1_rgflow.pt"
@@ -233,7 +234,6 @@ def test_traverse_renders_from_the_stored_dataset(model, traversal, tmp_path):
     assert len(section.figures) == model.n_levels
     assert len(section.tables[0].frame) == dataset.sizes["latent"]
     assert "latent_l0_" in section.text and "±3.10 of its standard deviations" in section.text
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")
@@ -269,9 +269,9 @@ def test_each_cut_decodes_coarse_levels_of_a_with_fine_levels_of_b(model, codes,
 
 def test_mix_indices_from_the_command_line_and_toml(tmp_path):
     (tmp_path / "p.toml").write_text("[mix]\nimages = [4, 2]\n")
-    from_toml = resolve_parameters([Mix()], config_file=tmp_path / "p.toml")
+    from_toml = resolve_parameters([Mix()], parameter_settings(config_file=tmp_path / "p.toml"))
     assert parse_indices(from_toml["mix"]["images"]) == [4, 2]
-    from_option = resolve_parameters([Mix()], ["mix.images=2,0,5"])
+    from_option = resolve_parameters([Mix()], parameter_settings(["mix.images=2,0,5"]))
     assert parse_indices(from_option["mix"]["images"]) == [2, 0, 5]
     assert parse_indices(Mix.parameters["images"].default) == [0, 1, 2, 3]
 
@@ -290,7 +290,6 @@ def test_mix_renders_from_the_stored_dataset(model, mixes, tmp_path):
     assert titles[1].startswith("levels ≥ 1 from A")
     frame = section.tables[0].frame
     assert len(frame) == model.n_levels + 1 and frame["mean |mix − A|"].iloc[0] < 1e-4
-    plt.close("all")
 
 
 def test_a_non_square_module_model_with_another_prior(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from rginspect_plugins.traverse import write_gif
+from rginspect_plugins.traverse.compute import write_gif
 
 import rginspect
 from rginspect.atomic import atomic_path

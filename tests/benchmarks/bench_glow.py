@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from bench_receptive import loop_seconds, timed
-from rginspect_plugins.inpaint import cone_latents, parse_mask
+from rginspect_plugins.inpaint.compute import cone_latents, parse_mask
 
 import rginspect
 from rginspect.data import generate_msds

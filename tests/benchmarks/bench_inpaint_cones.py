@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rginspect_plugins.inpaint import cone_latents, inpaint_latents, parse_mask, rmse
+from rginspect_plugins.inpaint.compute import cone_latents, inpaint_latents, parse_mask, rmse
 
 import rginspect
 from rginspect.data import generate_msds

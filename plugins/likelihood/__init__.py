@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
-from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.analysis import Analysis, Parameter, RunContext, Section
 
-MODEL_SAMPLE_LEVELS = 256  # LogitTransform dequantises onto the 8-bit grid, as RG-Flow trains
+from .compute import quantisation_levels
+from .draw import likelihood_section, plot_terms
 
 
 class Likelihood(Analysis):
@@ -38,6 +37,7 @@ class Likelihood(Analysis):
             bool, True, "spread quantised pixels over their bins, as RG-Flow trains"
         ),
     }
+    plots = {"terms": plot_terms}
 
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
@@ -105,59 +105,4 @@ class Likelihood(Analysis):
         )
 
     def render(self, dataset: xr.Dataset) -> Section:
-        unit = dataset.attrs["unit"]
-        figure, axes = plt.subplots(1, 2, figsize=(9, 3))
-        axes[0].bar(dataset.level, dataset.prior_term, color="tab:blue")
-        axes[0].set_xlabel("RG level (0 = finest)")
-        axes[0].set_xticks(dataset.level.values)
-        axes[0].set_title(f"prior term ({unit})")
-        axes[1].bar(dataset.layer, dataset.logdet_term, color="tab:orange")
-        axes[1].set_xlabel("RG layer (encode order)")
-        axes[1].set_xticks(dataset.layer.values)
-        axes[1].set_title(f"log-det term ({unit})")
-        figure.tight_layout()
-        mean = float(dataset.mean_total)
-        terms = {
-            "prior (all levels)": float(dataset.prior_term.sum()),
-            "log-det (all layers)": float(dataset.logdet_term.sum()),
-            "preprocessing": float(dataset.preprocessing_term),
-        }
-        levels = dataset.attrs.get("quantization_levels", 256)
-        if dataset.attrs["quantization_offset"]:
-            terms[f"{levels} levels a pixel (log2 {levels})"] = float(
-                dataset.attrs["quantization_offset"]
-            )
-        terms["total"] = mean
-        table = pd.DataFrame({"term": list(terms), unit: list(terms.values())})
-        return Section(
-            title="Likelihood",
-            how_to_read=(
-                f"Mean code length of the data in {unit} (lower is better), split into what each RG "
-                "level's latents cost under the prior and what each layer's volume change saves."
-            ),
-            figures=[Figure(figure, f"Terms of −log q(x) on {dataset.attrs['source']}.")],
-            tables=[Table(table, f"The terms add up to the total. {_quantisation_note(dataset)}")],
-            text=f"{mean:.4f} ± {float(dataset.mean_total_err):.4f} {unit} on {dataset.sizes['sample']} inputs.",
-        )
-
-
-def quantisation_levels(context: RunContext) -> int | None:
-    """Intensity levels per channel of the inputs: the data's (None for continuous data and
-    fields), or, for an image model's own samples, the grid its preprocessing dequantises onto."""
-    if context.model.domain != "image":
-        return None
-    if context.data is None:
-        return MODEL_SAMPLE_LEVELS
-    return context.data.levels
-
-
-def _quantisation_note(dataset: xr.Dataset) -> str:
-    levels = dataset.attrs.get("quantization_levels", 256)
-    if not levels:
-        return "Continuous inputs: no quantisation term."
-    if dataset.attrs["source"] == "model samples":
-        return (
-            f"Model samples: density in [0, 1] image space plus log2 {levels} for the 8-bit grid "
-            "the model was trained to dequantise onto, comparable with bits/dim on 8-bit data."
-        )
-    return f"Inputs quantised to {levels} levels: the total includes log2 {levels} per dimension."
+        return likelihood_section(dataset)

@@ -1,13 +1,5 @@
-"""disentangle: which RG level carries which ground-truth factor, measured by cross-validated R².
-
-The RG-Flow paper claims the hierarchy separates scales: coarse levels hold an image's global
-factors (MSDS1's base colour, MSDS2's base angle) and fine levels the local ones (each ellipse's
-angle or colour). Here that is a number: ridge regression, k-fold cross-validated, of each factor
-from one level's latents; from all of them, from an equal budget per level (levels differ 4× in
-size), and from the latents whose structural cone covers the ellipse. Without MSDS labels only the
-latent activity (encoded variance against the prior's) is measured. Both need data: the model's
-own samples encode back to prior draws, whose activity is the prior's by construction.
-"""
+"""What disentangle measures: each latent's activity, and the cross-validated R² of MSDS
+ground-truth factors from each level's latents (all of them, an equal budget, the ellipse's cone)."""
 
 from __future__ import annotations
 
@@ -15,16 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
-import torch
 import xarray as xr
 from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold
 
-from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.data.msds import FACTOR_NAMES as MSDS_FACTOR_NAMES
 
 if TYPE_CHECKING:
@@ -32,7 +19,6 @@ if TYPE_CHECKING:
 
 ACTIVE_THRESHOLD = 0.01  # a latent is active when its encoded variance exceeds 1% of the prior's
 RIDGE_ALPHAS = np.logspace(-3, 6, 19)  # wide enough for 48 to 2304 standardized features
-NO_READOUT_R2 = 0.05  # below this at every level, no level is named as the best
 MSDS1_COLOUR_RANGE = 64  # MSDS1 colours are c0 + U{-32..32}: within an image no channel spans more
 
 
@@ -45,111 +31,6 @@ class Factor:
     scale: str  # "global" or "local"
     description: str
     targets: np.ndarray
-
-
-class Disentangle(Analysis):
-    name = "disentangle"
-    description = "Latent activity per level and R² of MSDS ground-truth factors from each level"
-    version = "2"
-    parameters = {
-        "inputs": Parameter(int, 2000, "how many labelled inputs to encode"),
-        "folds": Parameter(int, 5, "cross-validation folds"),
-        "budget": Parameter(int, 0, "latents per level in the equal-budget R² (0: top level size)"),
-        "budget_draws": Parameter(int, 5, "random latent subsets averaged in the equal-budget R²"),
-    }
-    domains = ("image",)
-    needs_data = True
-
-    @torch.no_grad()
-    def run(self, context: RunContext) -> xr.Dataset:
-        model, parameters = context.model, context.parameters
-        if context.targets_are_model_samples:
-            raise ValueError(
-                "disentangle needs data (--data msds1, or any images): the model's own samples "
-                "encode back to prior draws, so their activity would compare the prior with itself"
-            )
-        x, z, source = context.target_latents(parameters["inputs"])
-        z = z.double().cpu().numpy()
-        if not np.isfinite(z).all():
-            raise ValueError(
-                f"encoding {source} gives NaN/Inf latents; check that the data are what the "
-                "model was trained on"
-            )
-        dataset = activity_dataset(model, z).assign_attrs(source=source, folds=parameters["folds"])
-        data = context.data
-        kind = None if data is None else msds_kind(data.labels, data.factor_names)
-        dataset.attrs["dataset_kind"] = kind or "unlabelled"
-        if kind is None:
-            return dataset
-        if len(z) < 2 * parameters["folds"]:
-            raise ValueError(
-                f"disentangle needs at least {2 * parameters['folds']} inputs for "
-                f"{parameters['folds']}-fold cross-validation, got {len(z)}; raise "
-                "disentangle.inputs or use more data"
-            )
-        labels = np.asarray(data.labels[: len(z)], dtype=np.float64)
-        factors = msds_factors(kind, labels)
-        centres = ellipse_centres(labels, data.factor_names, model.data_shape[1])
-        tables = _r2_tables(
-            model, z.reshape(len(z), -1), factors, centres, parameters, context.seed
-        )
-        return dataset.merge(tables, combine_attrs="no_conflicts")
-
-    def render(self, dataset: xr.Dataset) -> Section:
-        activity = _activity_figure(dataset)
-        frame = dataset[["latents", "active_fraction", "activity_ratio"]].to_dataframe()
-        tables = [Table(frame, "Latent activity per level (variance ratio 1 = the prior's)")]
-        source, samples = dataset.attrs["source"], dataset.attrs["samples"]
-        activity_caption = (
-            f"Encoded variance of each latent over {samples} inputs ({source}) divided by the "
-            f"{dataset.attrs['prior']} prior's variance; active: ratio > "
-            f"{dataset.attrs['active_threshold']}."
-        )
-        if "r2_all" not in dataset:
-            return Section(
-                title="Disentanglement",
-                how_to_read=(
-                    "Latents of a well-trained flow keep the prior's variance (ratio 1); levels of "
-                    "near-zero ratio encode nothing. R² of ground-truth factors needs MSDS labels."
-                ),
-                figures=[Figure(activity, activity_caption)],
-                tables=tables,
-                text=(
-                    f"These inputs ({source}) carry no MSDS ellipse labels, so only latent "
-                    "activity is shown; run with --data msds1 (or msds2) for the R² tables."
-                ),
-            )
-        folds, budget = dataset.attrs["folds"], dataset.attrs["budget"]
-        tables.insert(0, Table(_best_levels(dataset), "Each factor's best-predicting level"))
-        cone_sizes = ", ".join(
-            f"level {level}: {size:.0f}"
-            for level, size in enumerate(dataset.cone_latents.mean("ellipse").values)
-        )
-        return Section(
-            title="Disentanglement",
-            how_to_read=(
-                "Each cell: how well one RG level's latents predict a ground-truth factor "
-                "(cross-validated R², 1 = perfectly). Scale separation shows as global factors "
-                "best predicted from coarse levels (top rows) and local ones from fine levels."
-            ),
-            figures=[
-                Figure(
-                    _r2_figure(dataset),
-                    f"{folds}-fold cross-validated ridge R² on {samples} inputs ({source}, "
-                    f"{dataset.attrs['dataset_kind'].upper()} factors). Left: all latents of the "
-                    f"level; middle: {budget} random latents per level (mean of "
-                    f"{dataset.attrs['budget_draws']} draws), a per-latent comparison; right: "
-                    "only latents whose structural cone covers the ellipse's centre pixel.",
-                ),
-                Figure(activity, activity_caption),
-            ],
-            tables=tables,
-            text=(
-                "The probe is linear (ridge on standardized latents), so an R² near 0 means no "
-                "linear read-out of the factor, not that the level holds none of it. Latents "
-                f"per level whose cone covers an ellipse centre, on average: {cone_sizes}."
-            ),
-        )
 
 
 def activity_dataset(model: RGFlowModel, z: np.ndarray) -> xr.Dataset:
@@ -194,7 +75,7 @@ def activity_dataset(model: RGFlowModel, z: np.ndarray) -> xr.Dataset:
     )
 
 
-def _r2_tables(
+def r2_tables(
     model: RGFlowModel,
     z: np.ndarray,
     factors: list[Factor],
@@ -431,88 +312,3 @@ def _latent_sets(model: RGFlowModel) -> list[np.ndarray]:
 
 def _columns(factor_names: tuple[str, ...], *names: str) -> list[int]:
     return [list(factor_names).index(name) for name in names]
-
-
-def _level_labels(levels: np.ndarray) -> list[str]:
-    top = int(levels.max())
-    return [f"{lv}" + (" (top)" if lv == top else " (finest)" if lv == 0 else "") for lv in levels]
-
-
-def _r2_figure(dataset: xr.Dataset) -> plt.Figure:
-    panels = [
-        ("all latents of the level", dataset.r2_all),
-        (f"{dataset.attrs['budget']} latents per level", dataset.r2_budget),
-        ("latents whose cone covers the ellipse", dataset.r2_cone),
-    ]
-    widths = [array.shape[1] for _, array in panels]
-    figure, axes = plt.subplots(
-        1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": widths}, constrained_layout=True
-    )
-    for index, (axis, (title, array)) in enumerate(zip(axes, panels, strict=True)):
-        frame = array.to_pandas().iloc[::-1]  # coarse levels on top
-        frame.index = _level_labels(frame.index.values)
-        sns.heatmap(
-            frame,
-            ax=axis,
-            vmin=0,
-            vmax=1,
-            cmap="viridis",
-            annot=True,
-            fmt=".2f",
-            cbar=index == 2,
-            cbar_kws={"label": "cross-validated R²"},
-        )
-        axis.set_title(title, fontsize=10)
-        axis.set_xlabel("")
-        axis.set_ylabel("RG level" if index == 0 else "")
-        axis.tick_params(axis="x", rotation=20)
-        if index:
-            axis.set_yticklabels([])
-    return figure
-
-
-def _activity_figure(dataset: xr.Dataset) -> plt.Figure:
-    levels = dataset.level.values
-    figure, axes = plt.subplots(1, 2, figsize=(8, 3))
-    axes[0].bar(levels, dataset.active_fraction, color="tab:blue")
-    axes[0].set_ylim(0, 1.05)
-    axes[0].set_title(f"active fraction (ratio > {dataset.attrs['active_threshold']})")
-    ratio = dataset.latent_variance_ratio.values.ravel()
-    level_of = dataset.latent_level.values.ravel()
-    per_level = [np.log10(np.maximum(ratio[level_of == lv], 1e-12)) for lv in levels]
-    axes[1].boxplot(per_level, positions=levels, widths=0.6, showfliers=False)
-    axes[1].plot(levels, np.log10(dataset.activity_ratio), "o", color="tab:orange", label="mean")
-    axes[1].axhline(0, color="black", linestyle="--", label="prior")
-    axes[1].axhline(
-        np.log10(dataset.attrs["active_threshold"]), color="grey", linestyle=":", label="threshold"
-    )
-    axes[1].set_title("log10 variance ratio per latent")
-    axes[1].legend(frameon=False, fontsize=8)
-    for axis in axes:
-        axis.set_xlabel("RG level (0 = finest)")
-        axis.set_xticks(levels)
-    figure.tight_layout()
-    return figure
-
-
-def _best_levels(dataset: xr.Dataset) -> pd.DataFrame:
-    """Each factor's best-predicting level and its R², for each of the three latent choices."""
-    rows = []
-    for factor in dataset.factor.values:
-        row = {
-            "factor": factor,
-            "scale": str(dataset.factor_scale.sel(factor=factor).values),
-            "meaning": str(dataset.factor_description.sel(factor=factor).values),
-        }
-        for label, name, dim in [
-            ("all", "r2_all", "factor"),
-            ("budget", "r2_budget", "factor"),
-            ("cone", "r2_cone", "local_factor"),
-        ]:
-            if factor in dataset[dim].values:
-                r2 = dataset[name].sel({dim: factor})
-                readable = float(r2.max()) >= NO_READOUT_R2
-                row[f"{label}: level"] = int(r2.idxmax()) if readable else "none"
-                row[f"{label}: R²"] = round(float(r2.max()), 3)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("factor")
