@@ -289,9 +289,12 @@ class Analysis:
         the model): figures (from `plots`), tables and short text."""
         raise NotImplementedError
 
-    def plot(self, dataset: xarray.Dataset, name: str | None = None, *, ax: Any = None) -> Any:
+    def plot(
+        self, dataset: xarray.Dataset, name: str | None = None, *, ax: Any = None, **options: Any
+    ) -> Any:
         """Draw one of `plots` (the first by default) from a stored dataset, onto `ax` (an Axes,
-        or an array of them for a figure of several panels) or a new figure; returns the axes."""
+        or an array of them for a figure of several panels) or a new figure; returns the axes.
+        `options` go to the figure function (traverse's `level=`, inpaint's `hole=`)."""
         if not self.plots:
             raise ValueError(f"the analysis {self.name!r} draws no figures")
         if name is None:
@@ -300,4 +303,4 @@ class Analysis:
             raise ValueError(
                 f"the analysis {self.name!r} draws {', '.join(map(repr, self.plots))}, not {name!r}"
             )
-        return self.plots[name](dataset, ax=ax)
+        return self.plots[name](dataset, ax=ax, **options)

@@ -2,6 +2,9 @@
 image and field models, written and read back, against the CF conventions as cf-xarray reads them
 (UDUNITS units through its pint registry, ancillary variables, coordinate names)."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -103,3 +106,24 @@ def test_values_survive_the_file(stored, tmp_path):
                     np.testing.assert_array_equal(
                         again[name][variable_name].values, variable.values
                     )
+
+
+DOCS = Path(__file__).parents[1] / "docs" / "analyses"
+
+
+def documented_variables(name: str) -> set[str]:
+    """The variable names in the first column of an analysis page's "Output variables" table."""
+    page = (DOCS / f"{name}.md").read_text()
+    table = page.split("## Output variables")[1].split("\n## ")[0]
+    names = set()
+    for row in table.splitlines():
+        if row.startswith("| `"):
+            names |= set(re.findall(r"`(\w+)`", row.split("|")[1]))
+    return names
+
+
+def test_each_analysis_page_lists_exactly_the_variables_it_stores(stored):
+    """The analysis pages are the contract a user cites: their tables of output variables name
+    what the analysis really stores, no more, no less."""
+    for name, node in analysis_nodes(stored).items():
+        assert documented_variables(name) == set(node.to_dataset().data_vars), name

@@ -73,7 +73,7 @@ def test_the_traverse_grid_of_each_level_holds_that_levels_latents(stored):
     dataset = stored["traverse"].to_dataset()
     swept = dataset.level.values
     for level in np.unique(swept):
-        axes = plot_sweeps(dataset, level=int(level))
+        axes = stored.rginspect.plot("traverse", "sweeps", level=int(level))  # option forwarded
         rows = [axis.get_ylabel() for axis in axes[:, 0]]
         expected = [
             f"({c}, {r}, {q})"
@@ -96,7 +96,7 @@ def test_the_inpaint_curves_of_each_hole_are_its_stored_traces(stored):
     dataset = stored["inpaint"].to_dataset()
     for hole in dataset.hole.values:
         view = hole_view(dataset, str(hole))
-        axis = plot_convergence(dataset, hole=str(hole))
+        axis = stored.rginspect.plot("inpaint", "convergence", hole=str(hole))
         curves = {line.get_label(): line.get_ydata() for line in axis.get_lines()}
         for method in view.latent_set.values:
             expected = view.masked_rmse_trace.sel(latent_set=method).mean("image").values

@@ -20,6 +20,4 @@ def test_tutorial_executes(path, tmp_path):
     client.execute()
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.get("output_type") == "error"]
-    html = [output for output in outputs if "text/html" in output.get("data", {})]
-    assert any("rginspect-report" in output["data"]["text/html"] for output in html)
-    assert any("image/png" in output.get("data", {}) for output in outputs)
+    assert any("image/png" in output.get("data", {}) for output in outputs)  # a figure shown

@@ -34,9 +34,12 @@ class ResultsAccessor:
             raise KeyError(f"no results of {', '.join(unknown)}; the tree holds {self.analyses}")
         return InlineReport([analysis_section(name, self._dataset(name)) for name in names])
 
-    def plot(self, analysis: str, name: str | None = None, *, ax: Any = None) -> Any:
+    def plot(
+        self, analysis: str, name: str | None = None, *, ax: Any = None, **options: Any
+    ) -> Any:
         """Draw one figure of an analysis (its first by default; see `Analysis.plots`) from the
-        stored results, onto `ax` when given; returns the axes."""
+        stored results, onto `ax` when given; `options` go to the figure function (traverse's
+        `level=`, inpaint's `hole=`). Returns the axes."""
         from ..plugin_manager import available_analyses
 
         installed = available_analyses()
@@ -48,7 +51,7 @@ class ResultsAccessor:
                 f"{analysis} {dataset.attrs['status']}, so there is nothing to draw: "
                 f"{dataset.attrs.get('error', '')}"
             )
-        return installed[analysis].plot(dataset, name, ax=ax)
+        return installed[analysis].plot(dataset, name, ax=ax, **options)
 
     def _dataset(self, name: str) -> xr.Dataset:
         if name not in self.analyses:
