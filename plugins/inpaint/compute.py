@@ -83,13 +83,13 @@ def fill_hole(context: RunContext, x_truth: torch.Tensor, mask: np.ndarray) -> x
     dataset["truth_log_prob"] = ("image", _numpy(log_q_truth), {"units": "nats"})
     dataset["start_log_prob"] = ("image", _numpy(log_q_start), {"units": "nats"})
     numbers = {
-        "steps": (steps_used, "Adam steps run (fewer than asked when the budget cut them)"),
-        "step_seconds": (step_seconds, "seconds of the timed first step"),
-        "seconds": (seconds, "seconds of the optimisation, both methods in one batch"),
-        "reach": (int(reach.sum()), "data entries the cone's latents can move"),
+        "steps": (steps_used, "Adam steps run (fewer than asked when the budget cut them)", "1"),
+        "step_seconds": (step_seconds, "wall time of the timed first step", "s"),
+        "seconds": (seconds, "wall time of the optimisation, both methods in one batch", "s"),
+        "reach": (int(reach.sum()), "data entries the cone's latents can move", "1"),
     }
-    for name, (value, meaning) in numbers.items():
-        dataset[name] = ((), value, {"long_name": meaning})
+    for name, (value, meaning, unit) in numbers.items():
+        dataset[name] = ((), value, {"long_name": meaning, "units": unit})
     return dataset
 
 
