@@ -3,7 +3,7 @@ whether the flow's physics is its action's.
 
 C(r) = Σ_c ⟨φ_c(x) φ_c(x + r)⟩ = ⟨Re φ_x* φ_{x+r}⟩ for a complex field, measured on several
 ensembles along an `ensemble` dimension: the reference first (the data given with --data, else the
-action's own HMC ensemble, errors from blocks longer than τ_int across its chains), then the flow's
+action's own HMC ensemble, errors from resampling its independent chains), then the flow's
 samples as drawn and corrected by an independence-Metropolis chain with the action (exact
 exp(−S)/Z wherever the flow puts mass; the acceptance says how close the flow is). The phase the
 report states is the reference's; the fidelity numbers (ξ ratio, η difference, χ² between the
@@ -217,7 +217,9 @@ class Correlation(Analysis):
         how_to_read = (
             "C(r) of every ensemble with its fits: the exponential (cosh) and power-law (chord) "
             "forms; the lower AIC names the phase: exponential = disordered, power law = "
-            "quasi-long-range order. The first ensemble is the reference the flow is held to."
+            "quasi-long-range order (O(2) fields) or critical (one component), which is ordered "
+            "instead where the Binder cumulant stands above its finite-size critical value. The "
+            "first ensemble is the reference the flow is held to."
             if is_field
             else "Connected pixel-intensity correlation C(r); images have no phase. A decay form is "
             "fitted only where C(r) is positive and falling, and named only if its χ² accepts it."
@@ -842,7 +844,7 @@ def field_text(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
         one = dataset.sel(ensemble=name)
         text += (
             f"\n\nNot reliable ({name}): its {int(one.n_samples)} samples are worth "
-            f"{float(one.effective_samples):.0f} independent ones (n/τ_int, fewer than "
+            f"{float(one.effective_samples):.0f} independent ones (arviz's ESS, fewer than "
             f"{MIN_EFFECTIVE_SAMPLES}), so neither its errors nor a label confidence can be "
             "given; draw more samples or use a better sampler."
         )

@@ -6,6 +6,13 @@ and η, the standard deviation of the number over the seeds divided by its rms q
 standard error is about 1/√(2(seeds − 1)), 0.27 at 8 seeds).
 Run: python tests/benchmarks/run.py calibration   (or this file with [SEEDS] [OUT_DIR]; with more
 than 8 seeds the first 8 get their own table too)
+
+`diagnose [SEEDS]` finds where the raw flow's η errors went wrong: on the flow's own samples (4096,
+mirrored, seed s), η with the covariance of C(r) taken from 200 bootstrap resamples and shared by
+every refit (as before issue 32) against η with the covariance of the samples themselves and
+every resample refitted with its own (rginspect.physics.correlation now), each as scatter over
+the seeds / rms quoted error. The power law misses the flow's C(r) (χ²/dof in the hundreds), so
+its η moves with the noise of the weights, which one shared covariance hides.
 """
 
 from __future__ import annotations
@@ -73,7 +80,48 @@ def main(seeds: int, out: Path) -> None:
         )
 
 
+def diagnose(seeds: int) -> None:
+    import torch
+
+    import rginspect
+    from rginspect.physics.correlation import (
+        estimate_correlation,
+        fit_covariance,
+        fit_form,
+        refit_resamples,
+        select_decay,
+    )
+    from rginspect.physics.proposals import flow_samples, symmetry_group
+
+    model = rginspect.load(CHECKPOINT)
+    rows = []
+    for seed in range(seeds):
+        generator = torch.Generator().manual_seed(seed)
+        x, _, _ = flow_samples(
+            model, 4096, batch_size=1024, generator=generator, group=symmetry_group(2, 2, False)
+        )
+        rng = np.random.default_rng(seed)
+        new = select_decay(estimate_correlation(x, rng=rng), period=16, eta_max=0.25)
+        estimate = estimate_correlation(x, rng=rng)
+        r = np.arange(1, 9)
+        shared = fit_covariance(np.cov(estimate.resamples[:, 1:], rowvar=False), estimate.value[1:])
+        eta = fit_form("power law", r, estimate.value[1:], shared, 16).parameters[1]
+        _, refits = refit_resamples("power law", r, estimate.resamples[:, 1:], shared, 16)
+        half_width = np.subtract(*np.percentile(refits, [84, 16])) / 2
+        rows.append((eta, half_width, new.fits[1].parameters[1], new.eta_error, new.fits[1].chi2))
+        print(seed, *(f"{v:.5g}" for v in rows[-1]), flush=True)
+    rows = np.array(rows)
+    for name, column in (("shared covariance from 200 resamples", 0), ("own covariances", 2)):
+        scatter = rows[:, column].std(ddof=1)
+        rms = math.sqrt(np.mean(rows[:, column + 1] ** 2))
+        print(f"{name:<38} η scatter {scatter:.3g}, rms error {rms:.3g}, ratio {scatter / rms:.2f}")
+    print(f"power law χ²/dof (6 dof), median over seeds: {np.median(rows[:, 4]) / 6:.0f}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["diagnose"]:
+        diagnose(int(sys.argv[2]) if len(sys.argv) > 2 else 8)
+        sys.exit()
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     with tempfile.TemporaryDirectory() as scratch:
         main(seeds, Path(sys.argv[2]) if len(sys.argv) > 2 else Path(scratch))
