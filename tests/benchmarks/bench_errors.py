@@ -13,8 +13,10 @@ independence_metropolis (a tenth dropped as burn-in) and its error through
 rginspect.physics.montecarlo (the holds as units, raised to arviz's Monte Carlo error), as the
 correlation analysis quotes it. Printed: the scatter of the replicates' means over the rms of
 their quoted errors (1 when calibrated; its bootstrap standard error beside it), the bias of the
-means in units of their scatter, and the median effective sample size.
-Run: python tests/benchmarks/run.py errors   (or this file with [REPLICATES] [N])
+means in units of their scatter, and the median effective sample size. A chain that never moves
+after burn-in has one unit and quotes no error (NaN, not reliable); such chains are counted and
+left out of the ratio.
+Run: python tests/benchmarks/run.py errors   (or this file with [REPLICATES] [N] [--no-ar1])
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def ar1_table(chains: int = 200, n: int = 20_000) -> None:
             quoted.append(estimate.error[1])
             values.append(estimate.value[1])
         rms = math.sqrt(np.mean(np.square(quoted)))
-        print(f"{rho:>5} {rms / exact:>18.3f} {np.std(values, ddof=1) / exact:>16.3f}")
+        print(f"{rho:>5} {rms / exact:>18.3f} {np.std(values, ddof=1) / exact:>16.3f}", flush=True)
     print()
 
 
@@ -76,13 +78,17 @@ def replicates(acceptance: float, count: int, n: int) -> np.ndarray:
 
 
 def main(count: int, n: int) -> None:
-    ar1_table()
+    if "--no-ar1" not in sys.argv:
+        ar1_table()
     print(f"Independence Metropolis: {count} replicate chains of {n} proposals each")
     print(f"{'acceptance':>10} {'σ':>5} {'ratio':>13} {'bias/scatter':>13} {'median ESS':>11}")
     for acceptance in (0.5, 0.15, 0.05):
         started = time.perf_counter()
         rows = replicates(acceptance, count, n)
+        stuck = int(np.isnan(rows[:, 1]).sum())  # chains that never moved after burn-in
+        rows = rows[np.isfinite(rows[:, 1])]
         means, errors = rows[:, 0], rows[:, 1]
+        count = len(rows)
         ratio = means.std(ddof=1) / math.sqrt(np.mean(errors**2))
         rng = np.random.default_rng(0)
         draws = [rng.integers(0, count, count) for _ in range(500)]
@@ -91,12 +97,10 @@ def main(count: int, n: int) -> None:
         print(
             f"{acceptance:>10} {sigma:>5.2f} {ratio:>7.2f} ± {spread:.2f} "
             f"{(means.mean() - sigma) / means.std(ddof=1):>+13.2f} {np.median(rows[:, 2]):>11.0f}"
-            f"   ({time.perf_counter() - started:.0f} s)"
+            f"   ({stuck} chains without an error left out; {time.perf_counter() - started:.0f} s)"
         )
 
 
 if __name__ == "__main__":
-    main(
-        int(sys.argv[1]) if len(sys.argv) > 1 else 1000,
-        int(sys.argv[2]) if len(sys.argv) > 2 else 4096,
-    )
+    numbers = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    main(numbers[0] if numbers else 1000, numbers[1] if len(numbers) > 1 else 4096)
