@@ -338,9 +338,7 @@ def refit_resamples(
     total = (data * data).sum(1)
 
     def profile(coordinates: np.ndarray) -> np.ndarray:  # (B, S) χ² profiled over A ≥ 0
-        shapes = shape_of(coordinates)
-        unit = np.stack([function(r, 1.0, shape, period) for shape in shapes.ravel()])
-        unit = unit.reshape(*shapes.shape, len(r))
+        unit = function(r, 1.0, shape_of(coordinates)[..., None], period)  # (..., R)
         if unit.ndim == 2:
             curves = np.einsum("bij,sj->bsi", whiten, unit)
         else:
