@@ -3,7 +3,7 @@ whether the flow's physics is its action's.
 
 C(r) = Σ_c ⟨φ_c(x) φ_c(x + r)⟩ = ⟨Re φ_x* φ_{x+r}⟩ for a complex field, measured on several
 ensembles along an `ensemble` dimension: the reference first (the data given with --data, else the
-action's own HMC ensemble, errors from blocks longer than τ_int across its chains), then the flow's
+action's own HMC ensemble, errors from resampling its independent chains), then the flow's
 samples as drawn and corrected by an independence-Metropolis chain with the action (exact
 exp(−S)/Z wherever the flow puts mass; the acceptance says how close the flow is). The phase the
 report states is the reference's; the fidelity numbers (ξ ratio, η difference, χ² between the
@@ -39,7 +39,12 @@ from matplotlib.ticker import FuncFormatter
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.model import RGFlowModel
-from rginspect.physics import effective_sample_fraction, independence_metropolis
+from rginspect.physics import (
+    PARETO_K_UNRELIABLE,
+    effective_sample_fraction,
+    independence_metropolis,
+    pareto_k,
+)
 from rginspect.physics.correlation import (
     ACCEPTABLE_P,
     FORMS,
@@ -61,15 +66,19 @@ from rginspect.physics.correlation import (
     two_point_function,
     zero_momentum_function,
 )
+from rginspect.physics.exact import ising_critical_binder
+from rginspect.physics.montecarlo import Layout, effective_sample_size
 from rginspect.physics.proposals import flow_samples, symmetry_group
+from rginspect.physics.symmetry import mean_resultant_length, pins_symmetry
 
 LABELS = {  # what each decay form means: O(2) fields order quasi-long-range, others are critical
     "o2": {"exponential": "disordered", "power law": "quasi-long-range order"},
     "field": {"exponential": "disordered", "power law": "critical (power law)"},
 }
 ORDERED = "ordered"  # one-component fields, from the magnetisation's Binder cumulant
-# a one-component field is called ordered when this fraction of resamples has U above U* (≈ 2σ)
-ORDERED_FRACTION = 0.975
+# a one-component field is called ordered when U lies this many bootstrap σ above the finite-size
+# U_L(K_c): at K_c itself that happens in 0.1% of runs (at 2σ, one run in 40)
+ORDERED_SIGMAS = 3.0
 IMAGE_LABELS = {"exponential": "exponential decay", "power law": "power-law decay"}
 NO_FIT = "no fit form describes C(r)"
 
@@ -107,22 +116,24 @@ SYMMETRY_PARAMETERS = {  # the proposal's symmetrisation, shared by every analys
 @dataclass(frozen=True)
 class Ensemble:
     """Fields one C(r) is measured on, in the order its errors need (chain after chain for a
-    Markov chain), and the numbers that say how good they are."""
+    Markov chain), which of them are independent, and the numbers that say how good they are."""
 
     name: str
     fields: torch.Tensor
     sampler: str
-    block_length: int | None  # 1 for independent samples; None: ⌈2 τ_int⌉
-    autocorrelation_time: float | None = None  # τ_int as the sampler measured it
+    layout: Layout | None  # None: independent samples (rginspect.physics.montecarlo)
     acceptance: float = math.nan
     ess_fraction: float = math.nan
+    pareto_k: float = math.nan  # PSIS k̂ of the flow's importance weights
+    harmonic: int = 1  # the phase harmonic the coverage is read at (K of a Z_K mixture)
+    phase_samples: float | None = None  # effective samples of the global phase (None: n)
     chain_taus: tuple[float, float] = (math.nan, math.nan)  # HMC: τ_int of |M|², of M's components
 
 
 class Correlation(Analysis):
     name = "correlation"
     description = "C(r), ξ, η and the phase of the flow's samples beside the action's or the data's"
-    version = "6"
+    version = "7"  # 7: errors from independent units, Hartlap χ², k̂, coverage, labels
     parameters = {
         "samples": Parameter(int, 4096, "flow samples to draw"),
         "inputs": Parameter(
@@ -179,6 +190,7 @@ class Correlation(Analysis):
             reference=reference,
             domain=model.domain,
             lattice_size=model.data_shape[1],
+            n_components=model.data_shape[0],
             periodic=int(model.domain == "field"),
             connected=int(p["connected"] or model.domain != "field"),
             mixture=mixture_name(context),
@@ -205,7 +217,9 @@ class Correlation(Analysis):
         how_to_read = (
             "C(r) of every ensemble with its fits: the exponential (cosh) and power-law (chord) "
             "forms; the lower AIC names the phase: exponential = disordered, power law = "
-            "quasi-long-range order. The first ensemble is the reference the flow is held to."
+            "quasi-long-range order (O(2) fields) or critical (one component), which is ordered "
+            "instead where the Binder cumulant stands above its finite-size critical value. The "
+            "first ensemble is the reference the flow is held to."
             if is_field
             else "Connected pixel-intensity correlation C(r); images have no phase. A decay form is "
             "fitted only where C(r) is positive and falling, and named only if its χ² accepts it."
@@ -239,29 +253,49 @@ def draw_ensembles(context: RunContext) -> list[Ensemble]:
     ensembles = []
     if context.data is not None:
         x, _, source = context.model_inputs(p["inputs"])
-        ensembles.append(Ensemble("data", x, source, block_length=None))  # order unknown: blocks
+        ensembles.append(Ensemble("data", x, source, data_layout(x, model.domain == "field")))
         if model.domain == "image":
             return ensembles
     elif model.action is not None and p["reference"]:
         ensembles.append(hmc_ensemble(context, p["inputs"]))
     x, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
     ess = math.nan if action is None else effective_sample_fraction(-action - log_q)
+    k_hat = math.nan if action is None else pareto_k(-action - log_q)
     mixture = mixture_name(context)
     mixed = f", {mixture}" if mixture else ""
-    ensembles.append(Ensemble("flow", x, f"flow samples{mixed}", 1, ess_fraction=ess))
+    harmonic = proposal_harmonic(context)
+    quality = {"ess_fraction": ess, "pareto_k": k_hat, "harmonic": harmonic}
+    ensembles.append(Ensemble("flow", x, f"flow samples{mixed}", None, **quality))
     if p["metropolis"] and action is not None:
         chain = independence_metropolis(x, log_q, -action, generator=context.generator(1))
         ensembles.append(
             Ensemble(
                 "flow + Metropolis",
                 chain.samples,
-                f"independence Metropolis on the flow samples{mixed}",
-                None,
+                f"independence Metropolis on the flow samples{mixed}, the first "
+                f"{chain.burn_in} steps dropped",
+                Layout.chain(chain.holds),
                 acceptance=chain.acceptance_rate,
-                ess_fraction=ess,
+                **quality,
             )
         )
     return ensembles
+
+
+def data_layout(x: torch.Tensor, periodic: bool) -> Layout:
+    """Data in an order that may be a Markov chain's: blocks of ⌈τ_int⌉ of the C(1) series,
+    raised to arviz's Monte Carlo error (blocks of one sample for independent data)."""
+    series = two_point_function(x.double().cpu(), periodic=periodic)[:, 1].numpy()
+    tau = len(series) / effective_sample_size(series)
+    return Layout.blocks(len(series), math.ceil(tau) if math.isfinite(tau) else 1)
+
+
+def proposal_harmonic(context: RunContext) -> int:
+    """The harmonic of the global phase at which the flow's proposal shows whether it covers
+    U(1): K for a mixture over Z_K rotations of a two-component field, else 1."""
+    if context.model.data_shape[0] == 2 and len(proposal_group(context)) > 1:
+        return context.parameters["rotations"]
+    return 1
 
 
 def mixture_name(context: RunContext) -> str:
@@ -275,9 +309,10 @@ def mixture_name(context: RunContext) -> str:
 
 
 def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
-    """The action's own fields from the run's shared HMC draw, chain after chain, with τ_int of
-    the slowest of C(1) and |M|² across the chains (C(r) is built from them; the global phase
-    does not enter C(r), its τ_int is recorded for the other analyses)."""
+    """The action's own fields from the run's shared HMC draw, chain after chain (each chain an
+    independent unit of the errors), with τ_int of |M|² and of the global phase across the
+    chains (the global phase does not enter C(r); its τ_int is recorded for the other analyses
+    and sets the effective samples of the ensemble's phase coverage)."""
     result = context.action_ensemble(n)
     x = result.samples.double().cpu()
     steps = len(x) // result.n_chains
@@ -287,7 +322,6 @@ def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
             f"(4 steps of each of {result.n_chains} chains), got {len(x)}: raise "
             "correlation.inputs or --samples, or set -p correlation.reference=false"
         )
-    tau_c1 = result.autocorrelation_time(two_point_function(x)[:, 1])
     tau_m2, tau_phase = result.global_autocorrelation_times()
     chains = torch.from_numpy(result.by_chain(x).reshape(-1, *x.shape[1:]))
     return Ensemble(
@@ -295,9 +329,9 @@ def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
         chains,
         f"HMC of the action, {result.n_chains} chains × {steps} steps, step "
         f"{result.step_size:.3g}, acceptance {result.acceptance_rate:.0%}",
-        None,
-        autocorrelation_time=max(tau_c1, tau_m2),
+        Layout.chains(len(chains), result.n_chains),
         acceptance=result.acceptance_rate,
+        phase_samples=len(chains) / max(tau_phase, 1.0),
         chain_taus=(tau_m2, tau_phase),
     )
 
@@ -318,8 +352,7 @@ def measure(
         connected=connected,
         periodic=is_field,
         n_resamples=p["resamples"],
-        block_length=ensemble.block_length,
-        autocorrelation_time=ensemble.autocorrelation_time,
+        layout=ensemble.layout,
         rng=np.random.default_rng(seed),
     )
     distance = estimate.distance
@@ -329,8 +362,7 @@ def measure(
             x.double().cpu(),
             connected=p["connected"],
             n_resamples=p["resamples"],
-            block_length=estimate.block_length,
-            autocorrelation_time=estimate.autocorrelation_time,
+            layout=ensemble.layout,
             rng=np.random.default_rng(seed + 1),
             correlator=zero_momentum_function,
         )
@@ -372,7 +404,7 @@ def measure(
         weights, wins = selection.akaike_weights, selection.win_fraction
         p_values, accepted = selection.p_values, selection.accepted
         if is_field:
-            kind = "o2" if eta_max is not None else "field"
+            kind = "o2" if model.data_shape[0] == 2 else "field"
             label, confidence = LABELS[kind][selection.phase], selection.confidence
             if not estimate.reliable:  # resamples of too few effective samples say nothing
                 confidence = math.nan
@@ -386,16 +418,24 @@ def measure(
         with np.errstate(divide="ignore"):
             curves = np.array([fit(distance, period) for fit in selection.fits])
         curves[:, ~window | ~np.isfinite(curves).all(0)] = np.nan
-    binder, binder_error = math.nan, math.nan
+    binder, binder_error, critical_binder = math.nan, math.nan, math.nan
     if is_field and model.data_shape[0] == 1:  # true order has a plateau neither form fits
         binder, resampled = binder_cumulant(
-            x, n_resamples=p["resamples"], block_length=estimate.block_length,
+            x, n_resamples=p["resamples"], layout=ensemble.layout,
             rng=np.random.default_rng(seed + 2),
         )  # fmt: skip
         binder_error = float(resampled.std(ddof=1))
-        above = float(np.mean(resampled > ISING_CRITICAL_BINDER))
-        if binder > ISING_CRITICAL_BINDER and above >= ORDERED_FRACTION:
+        critical_binder = ising_critical_binder(L)  # U_L(K_c): above U*, falling to it with L
+        above = float(np.mean(resampled > critical_binder))
+        if binder - ORDERED_SIGMAS * binder_error > critical_binder:
             label, confidence = ORDERED, above if estimate.reliable else math.nan
+    resultant, covers = math.nan, True
+    if is_field and model.data_shape[0] in (1, 2):
+        resultant = mean_resultant_length(x, ensemble.harmonic)
+        samples = (
+            estimate.effective_samples if ensemble.phase_samples is None else ensemble.phase_samples
+        )
+        covers = not pins_symmetry(resultant, samples, model.data_shape[0])
     unit = "lattice spacings" if is_field else "pixels"
     what = "Σ_c ⟨φ_c(x) φ_c(x+r)⟩" if is_field else "Σ_c ⟨I_c(x) I_c(x+r)⟩"
     if connected:
@@ -403,7 +443,11 @@ def measure(
     dataset = xr.Dataset(
         {
             "correlation": ("distance", estimate.value, {"long_name": what}),
-            "correlation_error": ("distance", estimate.error, {"long_name": "bootstrap σ"}),
+            "correlation_error": (
+                "distance",
+                estimate.error,
+                {"long_name": "σ from the covariance of independent units"},
+            ),
             "fit": (("form", "distance"), curves, {"long_name": "fitted C(r)"}),
             "amplitude": ("form", amplitude, {"long_name": "A (exponential), B (power law)"}),
             "chi2": ("form", chi2, {"long_name": "χ² of the fit"}),
@@ -454,6 +498,11 @@ def measure(
                 {"long_name": "U = 1 − ⟨m⁴⟩/3⟨m²⟩² of one-component fields (NaN otherwise)"},
             ),
             "binder_cumulant_error": ((), binder_error, {"long_name": "bootstrap σ"}),
+            "critical_binder_cumulant": (
+                (),
+                critical_binder,
+                {"long_name": "exact 2D Ising U_L(K_c) at this L, the ordered side's threshold"},
+            ),
             "n_samples": ((), len(x)),
             "acceptance_rate": (
                 (),
@@ -465,16 +514,46 @@ def measure(
                 ensemble.ess_fraction,
                 {"long_name": "ESS/N = (Σw)²/(N Σw²) of the flow's weights w = e^{−S}/q"},
             ),
+            "pareto_k": (
+                (),
+                ensemble.pareto_k,
+                {
+                    "long_name": f"PSIS Pareto k̂ of the flow's weights (> {PARETO_K_UNRELIABLE}: "
+                    "importance weights unreliable)"
+                },
+            ),  # fmt: skip
+            "phase_resultant": (
+                (),
+                resultant,
+                {
+                    "long_name": f"|⟨e^{{ikθ}}⟩| of the global phase, k = {ensemble.harmonic} "
+                    "(|⟨sign M⟩| for one component): 0 covers the symmetry group"
+                },
+            ),  # fmt: skip
+            "covers_symmetry": (
+                (),
+                covers,
+                {"long_name": "the resultant is what an ensemble covering the group gives"},
+            ),
             "autocorrelation_time": (
                 (),
                 estimate.autocorrelation_time,
-                {"long_name": "τ_int the bootstrap blocks are sized for"},
+                {"long_name": "τ_int = n / ESS of the slowest C(r)"},
             ),
-            "block_length": ((), estimate.block_length, {"long_name": "bootstrap block length"}),
+            "resampling_units": (
+                (),
+                estimate.units,
+                {"long_name": "independent units the errors resample (samples, chains, holds)"},
+            ),
+            "mcse_inflation": (
+                (),
+                estimate.inflation,
+                {"long_name": "factor a single chain's variance was raised by to arviz's MCSE"},
+            ),
             "effective_samples": (
                 (),
                 estimate.effective_samples,
-                {"long_name": "n / τ_int of the samples C(r) stands on"},
+                {"long_name": "arviz's ESS of the slowest C(r) (n for independent samples)"},
             ),
             "reliable": (
                 (),
@@ -506,8 +585,8 @@ def compare(
     chi2 = math.nan
     if all(enough_resamples(e, int(keep.sum())) for e in (estimate, ref_estimate)):
         covariance = fit_covariance(
-            estimate.resamples[:, keep], estimate.value[keep]
-        ) + fit_covariance(ref_estimate.resamples[:, keep], ref_estimate.value[keep])
+            estimate.covariance[np.ix_(keep, keep)], estimate.value[keep]
+        ) + fit_covariance(ref_estimate.covariance[np.ix_(keep, keep)], ref_estimate.value[keep])
         difference = estimate.value[keep] - ref_estimate.value[keep]
         chi2 = float(difference @ np.linalg.solve(covariance, difference)) / int(keep.sum())
     return {
@@ -618,6 +697,8 @@ def ensemble_table(dataset: xr.Dataset, fit_range: np.ndarray) -> Table:
         "samples": [int(one.n_samples) for one in rows],
         "acceptance": dataset.acceptance_rate.values,
         "ESS/N": dataset.ess_fraction.values,
+        "Pareto k̂": dataset.pareto_k.values,
+        "phase resultant": dataset.phase_resultant.values,
         "τ_int": dataset.autocorrelation_time.values,
         "effective samples": dataset.effective_samples.values,
         "ξ (zero momentum)": [
@@ -641,7 +722,13 @@ def ensemble_table(dataset: xr.Dataset, fit_range: np.ndarray) -> Table:
         "χ² with the bootstrap covariance of C(r) between distances"
         if len(fit_range)
         else "No fits"
-    ) + "; errors are bootstrap 68% half-widths from blocks of 2 τ_int"
+    ) + (
+        "; errors are 68% half-widths of bootstrap resamples of independent units (single "
+        "samples, whole HMC chains, or a Metropolis chain's holds raised to arviz's Monte Carlo "
+        "error), each refitted with its own covariance; phase resultant: |⟨e^{ikθ}⟩| of the "
+        "global phase at the proposal's harmonic k (|⟨sign M⟩| for one component), 0 when the "
+        "ensemble covers the symmetry group"
+    )
     reference = dataset.attrs["reference"]
     if reference:
         columns |= {
@@ -719,17 +806,19 @@ def field_text(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
             f"{float(first.xi):.3g}, lower because a 2D C(r) carries an extra r^−½."
         )
     if "flow" in names and np.isfinite(float(dataset.sel(ensemble="flow").ess_fraction)):
+        flow = dataset.sel(ensemble="flow")
+        k_hat = float(flow.pareto_k)
         text += (
-            f"\n\nThe flow as a sampler of the action: ESS/N = "
-            f"{float(dataset.sel(ensemble='flow').ess_fraction):.3g}"
+            f"\n\nThe flow as a sampler of the action: ESS/N = {float(flow.ess_fraction):.3g}, "
+            f"Pareto k̂ = {k_hat:.2f}"
         )
         if "flow + Metropolis" in names:
             chain = dataset.sel(ensemble="flow + Metropolis")
             acceptance = float(chain.acceptance_rate)
             text += (
                 f", independence-Metropolis acceptance {acceptance:.1%} (τ_int of the chain "
-                f"{float(chain.autocorrelation_time):.1f}, bootstrap blocks of "
-                f"{int(chain.block_length)})"
+                f"{float(chain.autocorrelation_time):.1f}, {float(chain.effective_samples):.0f} "
+                "effective samples)"
             )
             if acceptance < 0.1:
                 text += (
@@ -737,6 +826,13 @@ def field_text(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
                     "Metropolis-corrected numbers are not reliable"
                 )
         text += "."
+        if k_hat > PARETO_K_UNRELIABLE:
+            text += (
+                f" Unreliable weights: k̂ above {PARETO_K_UNRELIABLE} means the weights' tail is "
+                "too heavy for ESS/N or any reweighted average to be trusted; the flow misses "
+                "part of exp(−S)."
+            )
+        text += coverage_text(dataset)
     if reference == "action":
         text += (
             f"\n\nThe action's HMC chains: τ_int of |M|² = "
@@ -748,11 +844,29 @@ def field_text(dataset: xr.Dataset, fit_range: np.ndarray) -> str:
         one = dataset.sel(ensemble=name)
         text += (
             f"\n\nNot reliable ({name}): its {int(one.n_samples)} samples are worth "
-            f"{float(one.effective_samples):.0f} independent ones (n/τ_int, fewer than "
+            f"{float(one.effective_samples):.0f} independent ones (arviz's ESS, fewer than "
             f"{MIN_EFFECTIVE_SAMPLES}), so neither its errors nor a label confidence can be "
             "given; draw more samples or use a better sampler."
         )
     return text
+
+
+def coverage_text(dataset: xr.Dataset) -> str:
+    """Whether the flow's proposal, as mixed, covers the action's global symmetry, in words."""
+    flow = dataset.sel(ensemble="flow")
+    if not np.isfinite(float(flow.phase_resultant)):
+        return ""
+    resultant = float(flow.phase_resultant)
+    one_component = dataset.attrs["n_components"] == 1
+    what = "sign balance |⟨sign M⟩|" if one_component else "global-phase resultant"
+    if bool(flow.covers_symmetry):
+        return f" Its {what} is {resultant:.2f}: the proposal covers the symmetry group."
+    group = "φ → −φ" if one_component else "the O(2) rotations"
+    return (
+        f" Its {what} is {resultant:.2f}, far from the 0 of an ensemble that covers {group}: "
+        "the proposal does not cover the symmetry group, so acceptance, ESS/N and k̂ cannot "
+        "see the fields it never proposes, and its Metropolis chain cannot reach them."
+    )
 
 
 def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") -> str:
@@ -768,8 +882,10 @@ def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") 
         return (
             f"{subject}: ordered. The magnetisation's Binder cumulant U = "
             f"{_with_error(float(dataset.binder_cumulant), float(dataset.binder_cumulant_error))} "
-            f"stands above the 2D Ising critical value U* = {ISING_CRITICAL_BINDER:.3f} ({chosen}): "
-            "m sits at ±m₀ and C(r) plateaus at m₀², which neither decay form describes."
+            f"stands above U_L(K_c) = {float(dataset.critical_binder_cumulant):.4f}, its exact "
+            f"value at the 2D Ising critical point on this lattice ({chosen}; the infinite-"
+            f"lattice U* = {ISING_CRITICAL_BINDER:.4f} lies below it): m sits at ±m₀ and C(r) "
+            "plateaus at m₀², which neither decay form describes."
         )
     if not np.isfinite(dataset.chi2.values).any():
         if fit_mask(dataset.distance.values, a["r_min"]).sum() < MIN_FIT_POINTS:
@@ -798,12 +914,14 @@ def verdict(dataset: xr.Dataset, fit_range: np.ndarray, subject: str = "Label") 
         )
     if confidence < 0.8:
         text += " The data do not decide between the two forms at this noise level."
-    bound = CRITICAL_ETA_FIELDS.get(a.get("n_channels"))
+    bound = CRITICAL_ETA_FIELDS.get(a["n_components"])
     if bound and dataset.label.item() == bound[0]:
         if dataset.aic.values[1] < dataset.aic.values[0]:
             text += (
-                f" A power law fits better, but with η = {float(dataset.eta):.2g} above "
-                f"1/4, the largest η {bound[1]}: read as a correlation length, not criticality."
+                f" A power law fits better, but with η = "
+                f"{_with_error(float(dataset.eta), float(dataset.eta_error))} above 1/4 beyond "
+                f"its error, the largest η {bound[1]}: read as a correlation length, not "
+                "criticality."
             )
     return text
 

@@ -6,7 +6,11 @@
   ln Ẑ = logsumexp(ln w) − ln N. Its error is the delta method's σ = √(1/ESS − 1/N), and
   ESS/N = (Σw)²/(N Σw²) measures how many samples carry the estimate. ln Ẑ is biased low by about
   σ²/2, and when the flow misses part of p's mass no finite N shows it: the estimate and σ are only
-  to be trusted when ESS is not tiny.
+  to be trusted when ESS is not tiny and the PSIS Pareto k̂ of the weights' tail is at most 0.7
+  (above it the variance of w is effectively infinite and ESS/N itself is noise).
+- Coverage: ESS/N and k̂ are computed on the flow's own samples and cannot see what it never
+  proposes. The global phase's resultant (at the mixture's harmonic; the sign balance of a
+  one-component field) says whether the proposal covers the action's symmetry group.
 - For the Ising relaxation the exact ln Z is known: Kaufman's ln Z_Ising plus the
   Hubbard–Stratonovich offset, ∫dx exp(−E(x)) = Z_Ising · exp(offset).
 """
@@ -25,19 +29,28 @@ from scipy.special import logsumexp
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
 from rginspect.model import RGFlowModel
 from rginspect.physics import (
+    PARETO_K_UNRELIABLE,
     IsingAction,
     effective_sample_fraction,
     ising_log_z,
     ising_relaxation_log_z_offset,
+    pareto_k,
 )
+from rginspect.physics.symmetry import mean_resultant_length, pins_symmetry
 
-from .correlation import SYMMETRY_PARAMETERS, action_attrs, mixture_name, run_flow_samples
+from .correlation import (
+    SYMMETRY_PARAMETERS,
+    action_attrs,
+    mixture_name,
+    proposal_harmonic,
+    run_flow_samples,
+)
 
 
 class FreeEnergy(Analysis):
     name = "free_energy"
     description = "Variational free energy, importance-sampled ln Z with ESS, exact ln Z for Ising"
-    version = "1"
+    version = "2"  # 2: Pareto k̂ and the proposal's symmetry coverage
     parameters = {
         "samples": Parameter(int, 4096, "flow samples"),
         **SYMMETRY_PARAMETERS,
@@ -56,7 +69,7 @@ class FreeEnergy(Analysis):
         model, p = context.model, context.parameters
         if p["samples"] < 2:
             raise ValueError(f"free_energy needs at least 2 samples, got {p['samples']}")
-        _, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
+        x, log_q, action = run_flow_samples(context, p["samples"], batch_size=p["batch_size"])
         log_w = (-action - log_q).numpy()
         if not np.isfinite(log_w).all():
             raise ValueError(
@@ -71,6 +84,10 @@ class FreeEnergy(Analysis):
             L, T = model.action.L, model.action.T
             exact = ising_log_z(L, T) + ising_relaxation_log_z_offset(L, T)
         nats = {"units": "nats"}
+        harmonic, resultant, covers = proposal_harmonic(context), math.nan, True
+        if model.data_shape[0] in (1, 2):
+            resultant = mean_resultant_length(x, harmonic)
+            covers = not pins_symmetry(resultant, n, model.data_shape[0])
         return xr.Dataset(
             {
                 "log_weight": ("sample", log_w, {**nats, "long_name": "ln w = −S(x) − ln q(x)"}),
@@ -86,6 +103,20 @@ class FreeEnergy(Analysis):
                 "log_z_per_site": ((), log_z / n_sites, {"units": "nats/site"}),
                 "log_z_exact": ((), exact, {**nats, "long_name": "exact ln Z (NaN if unknown)"}),
                 "ess_fraction": ((), ess / n, {"long_name": "ESS/N = (Σw)²/(N Σw²)"}),
+                "pareto_k": (
+                    (),
+                    pareto_k(log_w),
+                    {"long_name": f"PSIS Pareto k̂ of w (> {PARETO_K_UNRELIABLE}: unreliable)"},
+                ),
+                "phase_resultant": (
+                    (),
+                    resultant,
+                    {
+                        "long_name": f"|⟨e^{{ikθ}}⟩| of the samples' global phase, k = {harmonic} "
+                        "(|⟨sign M⟩| for one component): 0 covers the symmetry group"
+                    },
+                ),  # fmt: skip
+                "covers_symmetry": ((), covers),
             },
             coords={"sample": np.arange(n)},
             attrs={
@@ -138,10 +169,22 @@ class FreeEnergy(Analysis):
         if not math.isnan(exact):
             pull = (log_z - exact) / max(float(dataset.log_z_error), 1e-12)
             text += f" Importance-sampled ln Z − exact = {log_z - exact:.3g} ({pull:+.1f} σ)."
-        if ess * dataset.sizes["sample"] < 100:
+        k_hat = float(dataset.pareto_k)
+        text += f" Pareto k̂ of the weights = {k_hat:.2f}."
+        if k_hat > PARETO_K_UNRELIABLE or ess * dataset.sizes["sample"] < 100:
             text += (
-                " Fewer than 100 effective samples: ln Z is likely biased low and its error "
-                "underestimated; the flow misses part of exp(−S)."
+                f" Unreliable (k̂ above {PARETO_K_UNRELIABLE} or fewer than 100 effective "
+                "samples): the weights' tail is too heavy for the importance-sampled ln Z and its "
+                "error; ln Z is likely biased low, and the flow misses part of exp(−S)."
+            )
+        resultant = float(dataset.phase_resultant)
+        if np.isfinite(resultant):
+            text += f" Global-phase resultant of the proposal {resultant:.2f}"
+            text += (
+                ": it covers the symmetry group."
+                if bool(dataset.covers_symmetry)
+                else ", far from the 0 of an ensemble that covers the symmetry group: the "
+                "proposal does not cover it, and ESS/N and k̂ cannot see what it never proposes."
             )
         if dataset.attrs["mixture"]:
             text += f"\n\nq is the flow as a {dataset.attrs['mixture']}."

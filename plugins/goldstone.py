@@ -29,7 +29,8 @@ from rginspect.model import RGFlowModel
 class Goldstone(Analysis):
     name = "goldstone"
     description = "Phase locking of the global O(2) phase with the top-level latents' phase"
-    version = "4"  # 3: noise from the phase's effective samples; 4: no circular correlation
+    # 3: noise from the phase's effective samples; 4: no circular correlation; 5: arviz's ESS
+    version = "5"
     parameters = {"inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples)")}
     domains = ("field",)
 

@@ -159,6 +159,10 @@ class SamplerQuality:
     weights p/q; kl_per_site: KL(q‖p)/sites = (⟨ln q + S⟩_q + ln Z)/sites with ln Z
     importance-sampled from the same samples (so it reads low when ESS is tiny). The proposal is
     the flow itself, or its mixture over `group_size` symmetry maps (rginspect.physics.proposals).
+    All three are computed on the proposal's own samples and cannot see fields it never proposes:
+    phase_resultant is |⟨e^{ikθ}⟩| of the samples' global phase at the harmonic k of the mixture's
+    rotations (|⟨sign M⟩| for one component), 0 when the proposal covers the action's symmetry
+    group, and covers_symmetry says whether it is as small as covering the group gives.
     """
 
     acceptance: float
@@ -167,6 +171,8 @@ class SamplerQuality:
     free_energy_per_site: float  # ⟨ln q + S⟩_q / sites, the training loss at β = 1
     group_size: int
     n_samples: int
+    phase_resultant: float = math.nan
+    covers_symmetry: bool = True
 
     def as_dict(self) -> dict[str, float | int]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -182,6 +188,7 @@ def sampler_quality(
 
     from .physics import effective_sample_fraction, independence_metropolis
     from .physics.proposals import flow_samples
+    from .physics.symmetry import mean_resultant_length, pins_symmetry
 
     group = torch.eye(model.data_shape[0], dtype=torch.float64)[None] if group is None else group
     generator = torch.Generator(model.prior.scale.device).manual_seed(seed)
@@ -194,6 +201,11 @@ def sampler_quality(
     log_w = (-action - log_q).numpy()
     n_sites = model.data_shape[1] * model.data_shape[2]
     log_z = float(logsumexp(log_w) - math.log(n_samples))
+    channels, resultant, covers = model.data_shape[0], math.nan, True
+    if channels in (1, 2):
+        rotations = int((torch.linalg.det(group) > 0).sum()) if channels == 2 else 1
+        resultant = mean_resultant_length(x, rotations)
+        covers = not pins_symmetry(resultant, n_samples, channels)
     return SamplerQuality(
         acceptance=chain.acceptance_rate,
         ess_fraction=effective_sample_fraction(log_w),
@@ -201,6 +213,8 @@ def sampler_quality(
         free_energy_per_site=float(-log_w.mean()) / n_sites,
         group_size=len(group),
         n_samples=n_samples,
+        phase_resultant=resultant,
+        covers_symmetry=covers,
     )
 
 

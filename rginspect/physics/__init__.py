@@ -10,11 +10,13 @@ from rginspect.physics.actions import (
 )
 from rginspect.physics.exact import ising_log_z, ising_relaxation_log_z_offset
 from rginspect.physics.samplers import (
+    PARETO_K_UNRELIABLE,
     HMCResult,
     MetropolisResult,
     effective_sample_fraction,
     hmc,
     independence_metropolis,
+    pareto_k,
 )
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "HMCResult",
     "IsingAction",
     "MetropolisResult",
+    "PARETO_K_UNRELIABLE",
     "Phi4Action",
     "XYAction",
     "build_action",
@@ -31,4 +34,5 @@ __all__ = [
     "independence_metropolis",
     "ising_log_z",
     "ising_relaxation_log_z_offset",
+    "pareto_k",
 ]

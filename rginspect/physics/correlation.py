@@ -2,17 +2,21 @@
 
 C(r) = Σ_c ⟨φ_c(x) φ_c(x + r)⟩, averaged over sites x and both lattice axes, is computed for every
 sample at once by FFT (Wiener–Khinchin), so it costs O(N log N) per sample at any lattice size.
-Errors come from a moving-block bootstrap over samples: blocks as long as a few autocorrelation
-times keep a Markov chain's correlated stretches (an independence-Metropolis chain repeats states)
-together. Two forms are fitted to C(r):
+Errors come from resampling independent units of samples (rginspect.physics.montecarlo: single
+samples, whole HMC chains, or a single chain's stretches raised to arviz's Monte Carlo error), each
+resample with its own covariance of C(r). Two forms are fitted to C(r):
 - exponential decay, on a periodic lattice the sum of the two images A [e^{−r/ξ} + e^{−(L−r)/ξ}]
   (the cosh form A' cosh((r − L/2)/ξ), written so that no term overflows when ξ ≪ L);
 - power-law decay B d(r)^{−η}, with the chord length d(r) = (L/π) sin(π r/L) on a periodic lattice.
 Without periodicity (images) they reduce to A e^{−r/ξ} and B r^{−η}. Both have two parameters, so
 the Akaike criterion AIC = χ² + 2k picks the form with the smaller χ², and refitting every bootstrap
 resample says how often that choice would change. χ² is generalised least squares with the
-bootstrap covariance of C(r) between distances: C(r) and C(r+1) share every sample, so their errors
-are 90–99% correlated, and a χ² from the diagonal errors alone is far too small to reject a form.
+covariance of C(r) between distances estimated from the units: C(r) and C(r+1) share every sample,
+so their errors are 90–99% correlated, and a χ² from the diagonal errors alone is far too small to
+reject a form. Its inverse is too large by the Hartlap factor for a covariance estimated from N
+units, so χ² is scaled by it. Every resample is refitted with its own covariance: a form that
+misses C(r) (χ²/dof in the hundreds at 4096 flow samples) moves with the noise of its weights,
+which one covariance shared by all refits hid (η's errors were 2.6× too small).
 
 A fit is only as good as its χ²: `DecaySelection.p_values` are the χ² tail probabilities (with
 two parameters fitted), and a form with p < ACCEPTABLE_P does not describe C(r). Image correlations
@@ -21,14 +25,17 @@ again); `decaying_range` is the stretch a decay form can describe at all.
 
 The phase follows the form, with one physical bound: in a 2D O(2) field quasi-long-range order has
 η ≤ 1/4 (the BKT value at the transition), and a one-component field is critical only at the Ising
-point, η = 1/4; so a power law with a larger η is a correlation length, not order or criticality
-(a short ξ, where a single cosh misses the Ornstein–Zernike form, is fitted better by a steep power
-law); `eta_max` applies such a bound to the full sample and every resample.
+point, η = 1/4; so a power law whose η lies above 1/4 beyond its error is a correlation length, not
+order or criticality (a short ξ, where a single cosh misses the Ornstein–Zernike form, is fitted
+better by a steep power law); `eta_max` applies such a bound to the full sample (on η's 68%
+interval) and to every resample (on its η).
 A one-component field (Ising, real φ⁴) can order truly: C(r) then plateaus at m₀² and the site-
 averaged magnetisation m sits at ±m₀. Neither decay form has a plateau, so order is read from m's
 distribution instead, by Binder's cumulant U = 1 − ⟨m⁴⟩/(3⟨m²⟩²): 0 for a Gaussian m (disorder),
-2/3 for m = ±m₀ (order), and the universal U* of the 2D Ising class at the critical point for
-every L (up to small corrections), so U above U* beyond its errors means the ordered side.
+2/3 for m = ±m₀ (order), and at the critical point a value that falls towards the universal U* of
+the 2D Ising class as L grows, from above (0.6172 at L = 4, 0.6131 at L = 8, U* = 0.6107): U above
+U* alone reads the critical point as ordered, so the ordered side needs U above the finite-size
+U_L(K_c) (rginspect.physics.exact.ising_critical_binder) beyond its errors.
 """
 
 from __future__ import annotations
@@ -42,14 +49,18 @@ import torch
 from scipy.optimize import curve_fit
 from scipy.stats import chi2 as chi2_distribution
 
+from .montecarlo import Layout, hartlap_factor, resample
+
 FORMS = ("exponential", "power law")
 # two parameters per form: with two points both fit exactly and AIC cannot choose
 MIN_FIT_POINTS = 3
 # a fit whose χ² is this improbable (for its degrees of freedom) does not describe the data
 ACCEPTABLE_P = 1e-3
-# below this many effective samples (n / τ_int) neither τ_int nor block-bootstrap errors can be
-# trusted: a chain that holds a few states for long stretches looks precise and is not
+# below this many effective samples (arviz's ESS) neither τ_int nor the errors can be trusted: a
+# chain that holds a few states for long stretches looks precise and is not
 MIN_EFFECTIVE_SAMPLES = 100
+# bootstrap resamples per fitted distance, so that the refits' spread is not itself noise
+RESAMPLES_PER_POINT = 5
 # Binder's cumulant at the critical point of the 2D Ising class on periodic L × L lattices
 # (Salas & Sokal, J. Stat. Phys. 98, 551 (2000)); Ising and real φ⁴ both belong to it
 ISING_CRITICAL_BINDER = 0.61069
@@ -92,73 +103,41 @@ def zero_momentum_function(fields: torch.Tensor, *, periodic: bool = True) -> to
     return autocorrelation[:, : L // 2 + 1] / L**3
 
 
-def integrated_autocorrelation_time(series: np.ndarray, window_factor: float = 5.0) -> float:
-    """τ_int = 1 + 2 Σ_t ρ(t), so that Var(mean) = τ_int σ²/n, with Sokal's automatic window
-    (the smallest W ≥ window_factor · τ_int(W)). A constant series counts as fully correlated.
-    A 2-D `series` is (chains, steps): ρ(t) is averaged over the chains about their common mean,
-    so chains that sit at different values (a slow global mode) show as a long τ_int."""
-    x = np.atleast_2d(np.asarray(series, dtype=np.float64))
-    x = x - x.mean()
-    n = x.shape[1]
-    variance = float((x * x).sum())
-    if variance <= 0:
-        return float(n)
-    spectrum = np.fft.rfft(x, 2 * n, axis=1)
-    rho = np.fft.irfft(spectrum * spectrum.conj(), axis=1)[:, :n].sum(0) / variance
-    tau = 1 + 2 * np.cumsum(rho[1:])
-    window = np.nonzero(np.arange(1, n) >= window_factor * tau)[0]
-    return float(tau[window[0]] if len(window) else tau[-1])
-
-
-def bootstrap_weights(
-    n: int, n_resamples: int, *, block_length: int = 1, rng: np.random.Generator
-) -> np.ndarray:
-    """(n_resamples, n) resampling weights summing to 1 per row: a moving-block bootstrap, blocks of
-    `block_length` consecutive samples starting anywhere, ⌈n/block_length⌉ of them per resample."""
-    block_length = max(1, min(int(block_length), n))
-    n_blocks = math.ceil(n / block_length)
-    starts = rng.integers(0, n - block_length + 1, size=(n_resamples, n_blocks))
-    indices = (starts[:, :, None] + np.arange(block_length)).reshape(n_resamples, -1)[:, :n]
-    counts = np.zeros((n_resamples, n))
-    np.add.at(counts, (np.arange(n_resamples)[:, None], indices), 1.0)
-    return counts / n
-
-
 def binder_cumulant(
-    fields: torch.Tensor, *, n_resamples: int, block_length: int, rng: np.random.Generator
+    fields: torch.Tensor, *, n_resamples: int, layout: Layout | None, rng: np.random.Generator
 ) -> tuple[float, np.ndarray]:
-    """U = 1 − ⟨m⁴⟩/(3⟨m²⟩²) of the site-averaged one-component field m, and U of every
-    moving-block bootstrap resample (blocks as for C(r)). The sign of m does not enter, so a chain
-    that never tunnels between ±m₀ still measures it."""
+    """U = 1 − ⟨m⁴⟩/(3⟨m²⟩²) of the site-averaged one-component field m, and U of every bootstrap
+    resample of the layout's units (None: independent samples). The sign of m does not enter, so
+    a chain that never tunnels between ±m₀ still measures it."""
     if fields.shape[1] != 1:
         raise ValueError(f"Binder's cumulant needs a one-component field, got {fields.shape[1]}")
     m = fields.double().mean((1, 2, 3)).cpu().numpy()
-    weights = np.vstack(
-        [
-            np.full((1, len(m)), 1 / len(m)),
-            bootstrap_weights(len(m), n_resamples, block_length=block_length, rng=rng),
-        ]
-    )
-    u = 1 - (weights @ m**4) / (3 * (weights @ m**2) ** 2)
+    layout = Layout.independent(len(m)) if layout is None else layout
+    moments = resample(np.column_stack([m**2, m**4]), layout, n_resamples, rng).estimates
+    u = 1 - moments[:, 1] / (3 * moments[:, 0] ** 2)
     return float(u[0]), u[1:]
 
 
 @dataclass(frozen=True)
 class CorrelationEstimate:
-    """C(r) from all samples, its bootstrap error, and every bootstrap resample's C(r)."""
+    """C(r) from all samples, its error and covariance between distances, and every bootstrap
+    resample's C(r) with that resample's own covariance."""
 
     distance: np.ndarray  # (R,) r = 0..L//2
     value: np.ndarray  # (R,)
     error: np.ndarray  # (R,)
     resamples: np.ndarray  # (n_resamples, R)
-    block_length: int
-    autocorrelation_time: float
+    covariance: np.ndarray  # (R, R) of value
+    resample_covariances: np.ndarray  # (n_resamples, R, R)
+    units: int  # independent units of samples behind the covariance
+    effective_samples: float  # arviz's ESS of the slowest distance (n for independent samples)
     samples: int
+    inflation: float = 1.0  # a single chain's units' spread raised to arviz's MCSE by this factor
 
     @property
-    def effective_samples(self) -> float:
-        """n / τ_int: how many independent samples the estimate is worth."""
-        return self.samples / max(self.autocorrelation_time, 1.0)
+    def autocorrelation_time(self) -> float:
+        """τ_int = n / ESS."""
+        return self.samples / max(self.effective_samples, 1e-300)
 
     @property
     def reliable(self) -> bool:
@@ -172,56 +151,41 @@ def estimate_correlation(
     connected: bool = False,
     periodic: bool = True,
     n_resamples: int = 200,
-    block_length: int | None = 1,
-    autocorrelation_time: float | None = None,
+    layout: Layout | None = None,
     rng: np.random.Generator,
     correlator: Callable[..., torch.Tensor] = two_point_function,
 ) -> CorrelationEstimate:
-    """C(r) with moving-block bootstrap errors; samples in chain order for a Markov chain.
-
-    `block_length=None` sets it to ⌈2 τ_int⌉ of the per-sample C(1) series (for Markov chains and
-    ensembles whose independence is not known), at most n/2; 1 is right for independent samples.
-    Blocks shorter than 2 τ_int would make the errors too small, so none are capped shorter: a
-    chain too short for them is not `reliable` instead. `connected` subtracts the mean field's
-    own two-point function, with the mean recomputed in every resample: the site-averaged mean
-    per channel on a periodic lattice (translation invariance), the mean per pixel and channel
-    otherwise (images).
-    `correlator` is the per-sample function: C(r) by default, or `zero_momentum_function`.
-    `autocorrelation_time` is τ_int as the sampler measured it (across HMC chains, for the
-    slowest observable); by default it is that of the per-sample C(1) series in the given order.
-    """
+    """C(r) with errors from resampling the units of `layout` (None: independent samples; a
+    Markov chain in its order: Layout.chains or Layout.chain). `connected` subtracts the mean
+    field's own two-point function, with the mean recomputed in every resample: the site-averaged
+    mean per channel on a periodic lattice (translation invariance), the mean per pixel and
+    channel otherwise (images); its covariance is that of the full C(r), the subtracted part
+    being a square of means whose noise is smaller by a factor √n.
+    `correlator` is the per-sample function: C(r) by default, or `zero_momentum_function`."""
     n = len(fields)
     if n < 2:
         raise ValueError(f"a correlation estimate needs at least 2 samples, got {n}")
     per_sample = correlator(fields, periodic=periodic).numpy()
-    tau = (
-        integrated_autocorrelation_time(per_sample[:, 1])
-        if autocorrelation_time is None
-        else autocorrelation_time
-    )
-    if block_length is None:
-        block_length = max(1, min(math.ceil(2 * tau), n // 2))
-    weights = np.vstack(
-        [
-            np.full((1, n), 1 / n),
-            bootstrap_weights(n, n_resamples, block_length=block_length, rng=rng),
-        ]
-    )
-    estimates = weights @ per_sample
+    layout = Layout.independent(n) if layout is None else layout
+    resampled = resample(per_sample, layout, n_resamples, rng)
+    estimates = resampled.estimates
     if connected:
         flat = fields.double().reshape(n, -1).cpu()
-        mean = (torch.from_numpy(weights) @ flat).reshape(len(weights), *fields.shape[1:])
+        mean = (torch.from_numpy(resampled.weights) @ flat).reshape(-1, *fields.shape[1:])
         if periodic:
             mean = mean.mean((2, 3), keepdim=True).expand(-1, -1, *fields.shape[2:])
-        estimates = estimates - correlator(mean, periodic=periodic).numpy()
+        estimates = estimates - resampled.spread(correlator(mean, periodic=periodic).numpy())
     return CorrelationEstimate(
         distance=np.arange(per_sample.shape[1]),
         value=estimates[0],
-        error=estimates[1:].std(0, ddof=1),
+        error=np.sqrt(np.diag(resampled.covariance)),
         resamples=estimates[1:],
-        block_length=int(block_length),
-        autocorrelation_time=tau,
+        covariance=resampled.covariance,
+        resample_covariances=resampled.covariances,
+        units=resampled.units,
+        effective_samples=resampled.effective_samples,
         samples=n,
+        inflation=resampled.inflation,
     )
 
 
@@ -267,20 +231,30 @@ class FormFit:
 
 
 def enough_resamples(estimate: CorrelationEstimate, points: int) -> bool:
-    """Whether an estimate has enough bootstrap resamples (more than twice the distances) for
-    their covariance between `points` distances to weight a fit."""
-    return len(estimate.resamples) > 2 * points
+    """Whether an estimate can weight a fit over `points` distances: RESAMPLES_PER_POINT bootstrap
+    resamples per distance, and more independent units than points + 2 (the Hartlap factor)."""
+    return len(estimate.resamples) >= RESAMPLES_PER_POINT * points and estimate.units > points + 2
 
 
-def fit_covariance(resamples: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """The covariance of C(r) between the fitted distances, from its bootstrap resamples (R, R).
-    Each variance is floored, so that an exactly known point (C(0) of ±1 spins) stays invertible,
-    and raised by a relative 1e-8, so that distances whose resamples move in lockstep (rank-
-    deficient up to rounding) still give a Cholesky factor; neither changes χ² measurably."""
-    covariance = np.atleast_2d(np.cov(resamples, rowvar=False))
+def fit_covariance(covariance: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """A covariance of C(r) (R, R), or one per resample (B, R, R), made safe to invert: each
+    variance is floored, so that an exactly known point (C(0) of ±1 spins) stays invertible, and
+    raised by a relative 1e-8, so that distances that move in lockstep (rank-deficient up to
+    rounding) still give a Cholesky factor; neither changes χ² measurably."""
     floor = (1e-12 * np.abs(value).max() + 1e-300) ** 2
-    variance = np.diag(covariance)
-    return covariance + np.diag(np.maximum(floor - variance, 0.0) + 1e-8 * variance + floor)
+    variance = np.diagonal(covariance, axis1=-2, axis2=-1)
+    raise_by = np.maximum(floor - variance, 0.0) + 1e-8 * variance + floor
+    return covariance + raise_by[..., None] * np.eye(covariance.shape[-1])
+
+
+def _fitted(estimate: CorrelationEstimate, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The covariance of the kept distances and every resample's, divided by the Hartlap factor
+    of the estimate's units, so that χ² with their inverses is unbiased."""
+    hartlap = hartlap_factor(estimate.units, int(keep.sum()))
+    value = estimate.value[keep]
+    covariance = fit_covariance(estimate.covariance[np.ix_(keep, keep)], value)
+    resampled = fit_covariance(estimate.resample_covariances[:, keep][:, :, keep], value)
+    return covariance / hartlap, resampled / hartlap
 
 
 def fit_form(
@@ -331,7 +305,8 @@ def fit_form(
     return FormFit(form, parameters, float(residual @ residual))
 
 
-SHAPE_GRID = 2000  # shapes tried per refit before parabolic refinement
+SHAPE_GRID = 2000  # shapes tried per refit before the minimum is refined
+REFINEMENTS = 3  # zooms of a 21-point grid about the minimum, each 10× finer
 
 
 def refit_resamples(
@@ -342,64 +317,71 @@ def refit_resamples(
     period: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """χ² and shape (ξ or η) of one form refitted to every bootstrap resample (B, R) at once,
-    within fit_form's bounds and weights: for a fixed shape the best amplitude A ≥ 0 is linear
-    least squares, so χ² is profiled over a grid of shapes (log-spaced for ξ) and the minimum
-    refined by a parabola through its neighbours. Milliseconds for 200 resamples, where a
-    scipy fit of each took seconds."""
+    within fit_form's bounds, weighted by one covariance (R, R) or each resample's own
+    (B, R, R): for a fixed shape the best amplitude A ≥ 0 is linear least squares, so χ² is
+    profiled over a grid of shapes (log-spaced for ξ), then over finer grids about each
+    minimum and a last parabola, to a thousandth of a percent of the first grid's step (a
+    parabola through the first grid alone moved η by a good part of its error)."""
     r = np.asarray(r, dtype=np.float64)
-    whiten = np.linalg.inv(np.linalg.cholesky(covariance))
-    data = np.asarray(resamples, dtype=np.float64) @ whiten.T  # (B, R), whitened
+    resamples = np.asarray(resamples, dtype=np.float64)
+    whiten = np.linalg.inv(np.linalg.cholesky(covariance))  # (R, R) or (B, R, R)
+    if whiten.ndim == 2:
+        whiten = np.broadcast_to(whiten, (len(resamples), *whiten.shape))
+    data = np.einsum("bij,bj->bi", whiten, resamples)  # whitened
     size = 2 * r.max() if period is None else period
     if form == "exponential":
-        function, grid = (
-            exponential_form,
-            np.linspace(math.log(0.02), math.log(1e3 * size), SHAPE_GRID),
-        )
+        function, low, high = exponential_form, math.log(0.02), math.log(1e3 * size)
         shape_of = np.exp  # the grid is in ln ξ
     else:
-        function, grid = power_form, np.linspace(0.0, 20.0, SHAPE_GRID)
+        function, low, high = power_form, 0.0, 20.0
         shape_of = np.asarray
-
-    def curves(coordinates: np.ndarray) -> np.ndarray:  # (N, R) whitened unit-amplitude forms
-        shapes = shape_of(coordinates)
-        return np.stack([function(r, 1.0, shape, period) for shape in shapes]) @ whiten.T
-
     total = (data * data).sum(1)
+
+    def profile(coordinates: np.ndarray) -> np.ndarray:  # (B, S) χ² profiled over A ≥ 0
+        unit = function(r, 1.0, shape_of(coordinates)[..., None], period)  # (..., R)
+        if unit.ndim == 2:
+            curves = np.einsum("bij,sj->bsi", whiten, unit)
+        else:
+            curves = np.einsum("bij,bsj->bsi", whiten, unit)
+        overlap = np.maximum(np.einsum("bi,bsi->bs", data, curves), 0)
+        return total[:, None] - overlap**2 / np.einsum("bsi,bsi->bs", curves, curves)
+
+    rows = np.arange(len(data))
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        on_grid = curves(grid)
-        overlap = np.maximum(data @ on_grid.T, 0)  # (B, S); A = overlap / norm ≥ 0
-        chi2 = total[:, None] - overlap**2 / (on_grid * on_grid).sum(1)
-        best = np.clip(np.nanargmin(chi2, axis=1), 1, SHAPE_GRID - 2)
-        rows = np.arange(len(data))
+        grid = np.linspace(low, high, SHAPE_GRID)
+        chi2 = profile(grid)
+        best = np.nanargmin(np.where(np.isfinite(chi2), chi2, np.nan), axis=1)
+        centre, step = grid[best], grid[1] - grid[0]
+        for _ in range(REFINEMENTS):
+            local = np.clip(centre[:, None] + step * np.linspace(-1, 1, 21), low, high)
+            chi2 = profile(local)
+            best = np.clip(np.nanargmin(chi2, axis=1), 1, 19)
+            centre, step = local[rows, best], step / 10
         left, middle, right = chi2[rows, best - 1], chi2[rows, best], chi2[rows, best + 1]
         curvature = left - 2 * middle + right
-        step = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
-        refined = grid[best] + np.clip(step, -1, 1) * (grid[1] - grid[0])
-        at_refined = curves(refined)
-        refined_overlap = np.maximum(np.einsum("br,br->b", data, at_refined), 0)
-        refined_chi2 = total - refined_overlap**2 / np.einsum("br,br->b", at_refined, at_refined)
+        shift = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
+        refined = np.clip(centre + np.clip(shift, -1, 1) * step, low, high)
+        refined_chi2 = profile(refined[:, None])[:, 0]
     better = refined_chi2 <= middle
-    return np.where(better, refined_chi2, middle), shape_of(np.where(better, refined, grid[best]))
+    return np.where(better, refined_chi2, middle), shape_of(np.where(better, refined, centre))
 
 
 def fit_correlation_length(
     estimate: CorrelationEstimate, *, r_min: int = 1, period: float | None = None
 ) -> tuple[float, float]:
-    """ξ of the cosh form fitted to an estimate (with its bootstrap covariance) for r ≥ r_min, and
-    the 68% half-width of ξ refitted on every resample; for the zero-momentum correlator this is
-    the inverse mass gap. NaN where the fit does not converge."""
+    """ξ of the cosh form fitted to an estimate (with its covariance) for r ≥ r_min, and the 68%
+    half-width of ξ refitted on every resample with its own covariance; for the zero-momentum
+    correlator this is the inverse mass gap. NaN where the fit does not converge."""
     keep = fit_mask(estimate.distance, r_min)
     if keep.sum() < MIN_FIT_POINTS or not enough_resamples(estimate, int(keep.sum())):
         return math.nan, math.nan
-    r, covariance = (
-        estimate.distance[keep],
-        fit_covariance(estimate.resamples[:, keep], estimate.value[keep]),
-    )
+    r = estimate.distance[keep]
+    covariance, resampled = _fitted(estimate, keep)
     try:
         xi = fit_form("exponential", r, estimate.value[keep], covariance, period).parameters[1]
     except (RuntimeError, ValueError):
         return math.nan, math.nan
-    _, refits = refit_resamples("exponential", r, estimate.resamples[:, keep], covariance, period)
+    _, refits = refit_resamples("exponential", r, estimate.resamples[:, keep], resampled, period)
     return float(xi), _half_width(refits)
 
 
@@ -423,6 +405,7 @@ class DecaySelection:
     fit_distance: np.ndarray
     phase_fraction: np.ndarray  # (2,): resamples whose phase is each form's (with eta_max)
     eta_max: float | None = None
+    hartlap: float = 1.0  # the factor χ² was scaled by (a covariance from finitely many units)
 
     @property
     def p_values(self) -> np.ndarray:
@@ -443,8 +426,11 @@ class DecaySelection:
 
     @property
     def phase(self) -> str:
-        """The decay form that names the phase: the AIC choice, unless η exceeds eta_max."""
-        return _phase(self.best, float(self.fits[1].parameters[1]), self.eta_max)
+        """The decay form that names the phase: the AIC choice, unless η's 68% interval lies
+        above eta_max."""
+        eta = float(self.fits[1].parameters[1])
+        error = self.eta_error if np.isfinite(self.eta_error) else 0.0
+        return _phase(self.best, eta - error, self.eta_max)
 
     @property
     def confidence(self) -> float:
@@ -453,6 +439,8 @@ class DecaySelection:
 
 
 def _phase(best: str, eta: float, eta_max: float | None) -> str:
+    """The AIC choice, or the exponential (a correlation length) for a power law steeper than
+    eta_max."""
     if best == "power law" and eta_max is not None and eta > eta_max:
         return "exponential"
     return best
@@ -484,9 +472,9 @@ def select_decay(
     eta_max: float | None = None,
 ) -> DecaySelection:
     """Fit both forms for r_min ≤ r ≤ r_max (default: every distance) and choose by AIC (and
-    `eta_max`, see the module docstring), weighted by the resamples' covariance; refit every
-    bootstrap resample with the same covariance to see how stable the choice and the parameters
-    are."""
+    `eta_max`, see the module docstring), weighted by the estimate's covariance with the Hartlap
+    factor; refit every bootstrap resample with its own covariance to see how stable the choice
+    and the parameters are."""
     keep = fit_mask(estimate.distance, r_min)
     if r_max is not None:
         keep &= estimate.distance <= r_max
@@ -496,13 +484,19 @@ def select_decay(
             f"{estimate.distance[-1] if r_max is None else r_max}; the fits need at least "
             f"{MIN_FIT_POINTS}: lower r_min (it must stay ≥ 1) or use a larger lattice"
         )
-    if not enough_resamples(estimate, int(keep.sum())):
+    points = int(keep.sum())
+    if len(estimate.resamples) < RESAMPLES_PER_POINT * points:
         raise ValueError(
-            f"{len(estimate.resamples)} bootstrap resamples cannot estimate the covariance of "
-            f"C(r) at {int(keep.sum())} distances: use at least {2 * keep.sum() + 1} resamples"
+            f"{len(estimate.resamples)} bootstrap resamples are too few for fits at {points} "
+            f"distances: use at least {RESAMPLES_PER_POINT * points} resamples"
+        )
+    if estimate.units <= points + 2:
+        raise ValueError(
+            f"a covariance of C(r) at {points} distances needs more than {points + 2} "
+            f"independent units of samples, got {estimate.units}: draw more samples or chains"
         )
     r = estimate.distance[keep]
-    error = fit_covariance(estimate.resamples[:, keep], estimate.value[keep])
+    error, resampled = _fitted(estimate, keep)
     try:
         fits = tuple(fit_form(form, r, estimate.value[keep], error, period) for form in FORMS)
     except RuntimeError:
@@ -513,7 +507,7 @@ def select_decay(
     akaike = np.exp(-(aic - aic.min()) / 2)
     refits = np.full((len(estimate.resamples), 2, 2), np.nan)  # (resample, form, [aic, shape])
     for f, form in enumerate(FORMS):
-        chi2, shape = refit_resamples(form, r, estimate.resamples[:, keep], error, period)
+        chi2, shape = refit_resamples(form, r, estimate.resamples[:, keep], resampled, period)
         refits[:, f] = np.column_stack([chi2 + 2 * 2, shape])  # AIC = χ² + 2k, k = 2
     both = np.isfinite(refits[:, :, 0]).all(1)
     winners = np.argmin(refits[both, :, 0], axis=1)
@@ -533,4 +527,5 @@ def select_decay(
         fit_distance=r,
         phase_fraction=phase_fraction,
         eta_max=eta_max,
+        hartlap=hartlap_factor(estimate.units, points),
     )

@@ -44,13 +44,16 @@ def global_direction(fields: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"a global direction needs 1 or 2 field components, got {m.shape[1]}")
 
 
-def mean_resultant_length(fields: torch.Tensor) -> float:
-    """|⟨e^{iθ}⟩| of the fields' global phases θ (two components), |⟨sign M⟩| (one component):
-    0 for an ensemble that covers the group evenly, 1 for one pinned to one direction."""
+def mean_resultant_length(fields: torch.Tensor, harmonic: int = 1) -> float:
+    """|⟨e^{ikθ}⟩| of the fields' global phases θ for k = `harmonic` (two components), |⟨sign M⟩|
+    (one component): 0 for an ensemble that covers the group evenly, 1 for one pinned to one
+    direction. A proposal mixed over Z_K rotations has |⟨e^{ikθ}⟩| = 0 for k < K whatever its
+    flow does; k = K shows whether the flow pins its phase before the mixing copies it K times."""
     direction = global_direction(fields)
     if fields.shape[1] == 1:
         return float(direction.mean().abs())
-    return float(torch.complex(direction.cos(), direction.sin()).mean().abs())
+    angle = harmonic * direction
+    return float(torch.complex(angle.cos(), angle.sin()).mean().abs())
 
 
 def mean_direction(fields: torch.Tensor) -> float:
