@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
+from ..device import DeviceError, available_memory, full_precision, resolve_device
 from ..errors import (
     CheckpointNotFoundError,
     InvertibilityWarning,
-    RGInspectError,
     UnknownFormatError,
 )
 from ..model import RGFlowModel
@@ -88,13 +88,16 @@ def load(
     model = checkpoint_format.load(Path(path), trust_checkpoint=trust_checkpoint, **architecture)
     model.provenance.setdefault("format", checkpoint_format.name)
     model.provenance.setdefault("path", str(path))
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise RGInspectError(
-            "CUDA is not available on this machine; use device='cpu' (--device cpu)"
-        )
-    model = model.to(device=device, dtype=dtype).eval()
+    try:
+        model = model.to(device=resolve_device(device), dtype=dtype).eval()
+    except torch.cuda.OutOfMemoryError:
+        raise DeviceError(
+            f"{path} does not fit in the free memory of {device} "
+            f"({available_memory(device) / 2**30:.1f} GiB); use --device cpu"
+        ) from None
     if check:
-        model.load_check = check_invertibility(model)
+        with full_precision():  # TF32 would round the round trip to ~1e-3 and warn
+            model.load_check = check_invertibility(model)
     return model
 
 
