@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 from . import plugin_manager
 from .allocator import keep_freed_memory
 from .analysis import Analysis, RunContext
+from .device import available_memory, describe, full_precision, is_cuda, out_of_memory_advice
 from .errors import RGInspectError
 from .model import RGFlowModel
 
@@ -213,28 +215,25 @@ def time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-def available_memory() -> int:
-    """Bytes this machine can still give (MemAvailable), or a large number where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
 def memory_refusal(
-    analysis: Analysis, model: RGFlowModel, parameters: dict[str, Any], limit: int
+    analysis: Analysis,
+    model: RGFlowModel,
+    parameters: dict[str, Any],
+    limit: int,
+    device: str = "cpu",
 ) -> str | None:
-    """Why an analysis should not start: its own estimate of its peak memory exceeds the limit."""
+    """Why an analysis should not start: its own estimate of its peak memory (the tensors it
+    holds, which live on the run's device) exceeds the limit."""
     needed = analysis.memory_estimate(model, parameters)
     if needed <= limit:
         return None
+    where = "GPU memory" if is_cuda(device) else "memory"
+    advice = f"lower -p {analysis.name}.samples or analyse a smaller model"
+    if is_cuda(device):
+        advice += ", or run it with --device cpu (host memory)"
     return (
-        f"needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB allowed "
-        f"(--max-memory); lower -p {analysis.name}.samples, analyse a smaller model, or use "
-        "--device cuda"
+        f"needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB of "
+        f"{where} allowed (--max-memory); {advice}"
     )
 
 
@@ -254,7 +253,7 @@ class RunSettings:
     progress: bool = True
     strict: bool = True  # False: named analyses that do not apply to a model are skipped
     timeout: float | None = None  # seconds per analysis
-    max_memory: int | None = None  # bytes per analysis; None: what the machine has available
+    max_memory: int | None = None  # bytes per analysis; None: what the device has available
     bar_position: int | None = None  # progress bar line, when several runs share a terminal
 
 
@@ -277,7 +276,8 @@ def run_checkpoint(checkpoint: str | Path, out: Path, settings: RunSettings) -> 
 
     plugin_manager.available_analyses()  # imported once, here, for the drawing process too
     with BackgroundSections() as sections:  # forked first, before torch starts its threads
-        return _run_checkpoint(checkpoint, out, settings, sections)
+        with full_precision():  # no TF32 on CUDA: the analyses' numbers are claimed to 1e-5
+            return _run_checkpoint(checkpoint, out, settings, sections)
 
 
 def _run_checkpoint(
@@ -309,6 +309,7 @@ def _run_checkpoint(
         checkpoint_sha256=checkpoint_hash,
         seed=settings.seed,
         data=data_label,
+        device=describe(settings.device),
     )
     outcomes: list[Outcome] = []
     results: dict[str, xr.Dataset] = {}
@@ -363,10 +364,10 @@ def _run_checkpoint(
             inputs_planned=settings.samples or inputs_needed(parameters),
             shared=shared,
         )
-        limit = settings.max_memory or available_memory()
+        limit = settings.max_memory or available_memory(settings.device)
         started = time.perf_counter()
         try:
-            refusal = memory_refusal(analysis, model, values, limit)
+            refusal = memory_refusal(analysis, model, values, limit, settings.device)
             if refusal:
                 raise MemoryError(refusal)
             dataset = run_analysis(analysis, context, settings.timeout)
@@ -375,6 +376,9 @@ def _run_checkpoint(
                 dataset.attrs["inputs_used"] = context.inputs_used
         except Exception as error:  # a plugin's failure is reported, never fatal to the run
             message = f"{type(error).__name__}: {error}".splitlines()[0]
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()  # give the next analyses back what this one held
+                message = out_of_memory_advice(settings.device, analysis.name)
             attrs["elapsed_s"] = round(time.perf_counter() - started, 3)
             store.record_failure(analysis.name, message, attrs)
             outcomes.append(Outcome(analysis.name, "failed", message=message, parameters=values))
