@@ -17,6 +17,7 @@ import pytest
 import torch
 import xarray as xr
 from click.testing import CliRunner
+from conftest import untrained_phi4_checkpoints
 
 import rginspect
 import rginspect.formats
@@ -300,13 +301,17 @@ def test_budgets_count_the_work_a_gpu_has_not_finished(
         monkeypatch.setattr(module, "time", fake_cuda["clock"])
     fake_cuda["wait"] = 1.0
     overrides = [option for parameter in parameters for option in ("-p", parameter)]
+    if analysis == "receptive":  # any model: a small untrained field flow is the quickest
+        inputs = [untrained_phi4_checkpoints(tmp_path, [0.3])[0], "--data", "model"]
+    else:
+        inputs = [str(ASSETS / "msds1_rgflow.pt"), "--data", "msds1:4"]
     result = CliRunner().invoke(
         main,
-        ["run", str(ASSETS / "msds1_rgflow.pt"), "--plugins", analysis, *overrides, "--device",
-         "cuda", "--data", "msds1:4", "--out", str(tmp_path), "--quiet"],
+        ["run", *inputs, "--plugins", analysis, *overrides, "--device", "cuda", "--out",
+         str(tmp_path / "out"), "--quiet"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    dataset = ResultsStore(tmp_path / "results.nc").dataset(analysis)
+    dataset = ResultsStore(tmp_path / "out" / "results.nc").dataset(analysis)
     used = dataset.attrs["samples"] if cut == "samples" else int(dataset["steps"].max())
     assert used == 1
 
