@@ -5,6 +5,7 @@ samples into exact samples of the target (and to measure how good the flow is fr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,7 +140,7 @@ def hmc(
     if device is None:
         device = x0.device if x0 is not None else draws_on
 
-    def draw(sample, size: tuple[int, ...]) -> torch.Tensor:
+    def draw(sample: Callable[..., torch.Tensor], size: tuple[int, ...]) -> torch.Tensor:
         return sample(size, generator=generator, dtype=dtype, device=draws_on)
 
     x = draw(torch.randn, shape) if x0 is None else x0.detach()
