@@ -109,6 +109,8 @@ class RunContext:
         batch)."""
         import torch
 
+        from .device import synchronize
+
         if len(x) == 0:
             return tuple(function(x))
         outputs, start, size = [], 0, min(FIRST_BATCH, len(x))
@@ -116,6 +118,7 @@ class RunContext:
             while start < len(x):
                 began = time.perf_counter()
                 outputs.append(function(x[start : start + size]))
+                synchronize(self.device)  # a GPU returns before it has done the work
                 seconds = max(time.perf_counter() - began, 1e-3)
                 start += size
                 bar.update(size)
@@ -136,7 +139,8 @@ class RunContext:
         return self.shared[key]
 
     def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the run seed, so the same seed gives the same numbers."""
+        """A CPU generator seeded from the run seed, so the same seed gives the same numbers on
+        every device: draw on it and move the numbers to the device (rginspect.device)."""
         import torch
 
         return torch.Generator().manual_seed(self.seed + offset)
@@ -237,6 +241,7 @@ class RunContext:
                 n_chains=64,
                 n_burnin=300,
                 generator=self.generator(offset),
+                device=self.device,
                 progress=self.show_progress,
             )
             self.shared[key] = drawn

@@ -184,7 +184,9 @@ def analysis_options(command):
         format_option,
         load_option,
         click.option("--seed", default=0, show_default=True),
-        click.option("--device", default="cpu", show_default=True),
+        click.option(
+            "--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (docs/gpu.md)."
+        ),
         click.option(
             "--samples",
             type=click.IntRange(min=1),
@@ -204,7 +206,8 @@ def analysis_options(command):
             "--max-memory",
             type=click.FloatRange(min=0, min_open=True),
             metavar="GIB",
-            help="Refuse analyses expected to need more (default: the memory available).",
+            help="Refuse analyses expected to need more (default: the memory available on the "
+            "device: free GPU memory with --device cuda).",
         ),
         click.option("--quiet", is_flag=True, help="No progress bars."),
         click.option(
@@ -282,7 +285,9 @@ def run_command(checkpoints, demo, jobs, out, data, **options) -> None:
             for run in planned:
                 status = max(status, _echo_run(*_run_one(*run)))
         else:
-            status = _run_in_processes(planned, jobs, threads=max(1, cpus // jobs))
+            status = _run_in_processes(
+                planned, jobs, threads=max(1, cpus // jobs), device=planned[0][2].device
+            )
     except KeyboardInterrupt:
         click.echo(
             "interrupted: the analyses that finished are in each run's results.nc; rerun the "
@@ -315,17 +320,20 @@ def _echo_run(status: int, lines: list[tuple[str, bool]]) -> int:
     return status
 
 
-def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
-    """Each checkpoint in a forked worker with `threads` torch threads; output in run order."""
+def _run_in_processes(planned: list[tuple], jobs: int, threads: int, device: str = "cpu") -> int:
+    """Each checkpoint in a worker with `threads` torch threads; output in run order. Workers
+    are forked, or spawned when they use CUDA (a forked child cannot start CUDA again)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
 
     from . import plugin_manager
+    from .device import worker_start_method
     from .machine import follow_parent
 
-    plugin_manager.available_analyses()  # imported once, before the workers fork
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    method = worker_start_method(device)
+    if method == "fork":
+        plugin_manager.available_analyses()  # imported once, before the workers fork
     pool = ProcessPoolExecutor(
         jobs,
         mp_context=multiprocessing.get_context(method),
@@ -333,10 +341,20 @@ def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
         initargs=(os.getpid(), 0, threads),
     )
     try:
-        futures = [pool.submit(_run_one, *run) for run in planned]
-        return max(_echo_run(*future.result()) for future in futures)
+        futures = [(run[0], pool.submit(_run_one, *run)) for run in planned]
+        return max(_echo_run(*_worker_result(checkpoint, future)) for checkpoint, future in futures)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _worker_result(checkpoint: str, future) -> tuple[int, list[tuple[str, bool]]]:
+    """A worker's status and lines; a crash in it (not an RGInspectError, which _run_one turns
+    into lines) is one error line for its checkpoint, and the other checkpoints go on."""
+    try:
+        return future.result()
+    except Exception as error:
+        first_line = f"{type(error).__name__}: {error}".splitlines()[0]
+        return 1, [(f"error: {checkpoint}: {first_line}", True)]
 
 
 @main.command("sweep")
@@ -346,7 +364,8 @@ def _run_in_processes(planned: list[tuple], jobs: int, threads: int) -> int:
     "--scheduler",
     metavar="local[:N]|tcp://HOST:PORT",
     help="Run every (checkpoint, analysis) as a Dask task: on a local cluster of N "
-    "one-thread workers, or on a running cluster. Default: one after another.",
+    "one-thread workers (with --device cuda, one per GPU unless N says more, each worker on "
+    "a GPU of its own, in turn), or on a running cluster. Default: one after another.",
 )
 @click.option(
     "--train",
@@ -376,9 +395,13 @@ def sweep_command(
     if train_kind is None and not checkpoints:
         raise click.UsageError("give CHECKPOINTs, or --train field with an action and couplings")
     settings = replace(_run_settings(data, options), strict=False)
-    with _executor(scheduler) as client:
+    with _executor(scheduler, settings.device) as client:
+        if client is not None:
+            from .distributed import task_device
+
+            settings = replace(settings, device=task_device(scheduler, settings.device))
         if train_kind:
-            jobs = _training_jobs(action_name, L, couplings, steps, out / "models")
+            jobs = _training_jobs(action_name, L, couplings, steps, out / "models", settings.device)
             trained = _train_all(client, jobs)
             checkpoints = [*checkpoints, *(path for path in trained if path)]
             for job, path in zip(jobs, trained, strict=True):
@@ -487,13 +510,13 @@ def _echo_outcomes(outcomes) -> int:
 
 
 @contextmanager
-def _executor(scheduler: str | None):
+def _executor(scheduler: str | None, device: str):
     if scheduler is None:
         yield None
         return
     from .distributed import dask_client
 
-    with dask_client(scheduler, echo=click.echo) as client:
+    with dask_client(scheduler, echo=click.echo, device=device) as client:
         yield client
 
 
@@ -514,9 +537,15 @@ def _train_all(client, jobs: list[dict[str, Any]]) -> list[str | None]:
 
 
 def _training_jobs(
-    action: str | None, L: int, couplings: dict[str, str | None], steps: int, folder: Path
+    action: str | None,
+    L: int,
+    couplings: dict[str, str | None],
+    steps: int,
+    folder: Path,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """One `train_field_checkpoint` job (its keyword arguments) per point of the coupling grid."""
+    """One `train_field_checkpoint` job (its keyword arguments, TrainingSettings' fields among
+    them) per point of the coupling grid."""
     if action is None:
         raise click.UsageError("--train field needs --action (and its couplings)")
     grid = [{}]
@@ -534,6 +563,7 @@ def _training_jobs(
             {
                 "out": str(folder / f"{action}_L{L}_{label}.pt"),
                 "steps": steps,
+                "device": device,
                 "action": {"name": action, "L": L, **parameters},
             }
         )
@@ -823,11 +853,9 @@ def _training_settings(options: dict[str, Any], layers: dict[str, int | list[int
 
 
 def _device(name: str) -> str:
-    import torch
+    from .device import resolve_device
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RGInspectError("CUDA is not available on this machine; use --device cpu")
-    return name
+    return str(resolve_device(name))
 
 
 def _report_written(model, out: Path) -> None:

@@ -13,22 +13,30 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .device import cuda_worker_devices, is_cuda
 from .errors import RGInspectError
 from .sweep import JobOutcome, SweepJob
+
+if TYPE_CHECKING:
+    from dask.distributed import SpecCluster
 
 RETRIES = 2
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap
 # threshold: torch then maps and unmaps every tensor and half of each task is kernel time. None
 # unsets it (measured: one checkpoint's four analyses, 36 s with it, 18 s without).
 UNTRIMMED_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a local worker's environment
 
 
 @contextmanager
-def dask_client(scheduler: str, echo: Callable[[str], None] = print) -> Iterator:
+def dask_client(
+    scheduler: str, echo: Callable[[str], None] = print, device: str = "cpu"
+) -> Iterator:
     """A client for `local[:N]` (a LocalCluster of N one-thread worker processes) or for a running
-    cluster at `tcp://HOST:PORT`; both are closed (the local cluster shut down) on exit."""
+    cluster at `tcp://HOST:PORT`; both are closed (the local cluster shut down) on exit. On a CUDA
+    `device` a local cluster gives each worker a GPU of its own (see local_gpu_cluster)."""
     import dask
     from dask.distributed import Client, LocalCluster
 
@@ -36,15 +44,18 @@ def dask_client(scheduler: str, echo: Callable[[str], None] = print) -> Iterator
     cluster = None
     try:
         if kind == "local":
-            workers = int(argument) if argument else os.cpu_count() or 1
+            workers = int(argument) if argument else None
             with dask.config.set({UNTRIMMED_MALLOC: None}):
-                cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    silence_logs=logging.ERROR,
-                    env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-                )
+                if is_cuda(device):
+                    cluster = local_gpu_cluster(cuda_worker_devices(device, workers))
+                else:
+                    cluster = LocalCluster(
+                        n_workers=workers or os.cpu_count() or 1,
+                        threads_per_worker=1,
+                        processes=True,
+                        silence_logs=logging.ERROR,
+                        env=ONE_THREAD,
+                    )
             client = Client(cluster)
         elif kind == "tcp":
             client = Client(scheduler, timeout="20s")
@@ -65,6 +76,29 @@ def dask_client(scheduler: str, echo: Callable[[str], None] = print) -> Iterator
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def local_gpu_cluster(gpus: list[str]) -> SpecCluster:
+    """A local cluster of one one-thread worker per entry of `gpus` (CUDA_VISIBLE_DEVICES values),
+    each seeing only its GPU, as cuda:0; one entry per GPU gives each worker a GPU of its own.
+    Workers are spawned processes, as in every Dask cluster, so none inherits a CUDA context."""
+    from dask.distributed import Nanny, Scheduler, SpecCluster
+
+    workers = {
+        f"gpu{gpu}-{i}": {
+            "cls": Nanny,
+            "options": {"nthreads": 1, "env": {**ONE_THREAD, "CUDA_VISIBLE_DEVICES": gpu}},
+        }
+        for i, gpu in enumerate(gpus)
+    }
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
+    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+
+
+def task_device(scheduler: str | None, device: str) -> str:
+    """The device tasks name: on a local cluster a CUDA worker sees only its own GPU, as cuda."""
+    local = scheduler is not None and scheduler.partition(":")[0] == "local"
+    return "cuda" if local and is_cuda(device) else device
 
 
 def dask_map(client, retries: int = RETRIES):

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 from . import plugin_manager
 from .allocator import keep_freed_memory
 from .analysis import Analysis, RunContext
+from .device import available_memory, describe, full_precision, is_cuda, out_of_memory_advice
 from .errors import RGInspectError
 from .model import RGFlowModel
 
@@ -284,28 +286,25 @@ def time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-def available_memory() -> int:
-    """Bytes this machine can still give (MemAvailable), or a large number where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
 def memory_refusal(
-    analysis: Analysis, model: RGFlowModel, parameters: dict[str, Any], limit: int
+    analysis: Analysis,
+    model: RGFlowModel,
+    parameters: dict[str, Any],
+    limit: int,
+    device: str = "cpu",
 ) -> str | None:
-    """Why an analysis should not start: its own estimate of its peak memory exceeds the limit."""
+    """Why an analysis should not start: its own estimate of its peak memory (the tensors it
+    holds, which live on the run's device) exceeds the limit."""
     needed = analysis.memory_estimate(model, parameters)
     if needed <= limit:
         return None
+    where = "GPU memory" if is_cuda(device) else "memory"
+    advice = f"lower -p {analysis.name}.samples or analyse a smaller model"
+    if is_cuda(device):
+        advice += ", or run it with --device cpu (host memory)"
     return (
-        f"needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB allowed "
-        f"(--max-memory); lower -p {analysis.name}.samples, analyse a smaller model, or use "
-        "--device cuda"
+        f"needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB of "
+        f"{where} allowed (--max-memory); {advice}"
     )
 
 
@@ -327,7 +326,7 @@ class RunSettings:
     progress: bool = True
     strict: bool = True  # False: named analyses that do not apply to a model are skipped
     timeout: float | None = None  # seconds per analysis
-    max_memory: int | None = None  # bytes per analysis; None: what the machine has available
+    max_memory: int | None = None  # bytes per analysis; None: what the device has available
     bar_position: int | None = None  # progress bar line, when several runs share a terminal
     format: str | None = None  # checkpoint format (None: detect)
     load_options: dict[str, Any] = field(default_factory=dict)  # the loader's keyword options
@@ -467,6 +466,7 @@ def data_fingerprint(batch: DataBatch | None) -> str:
     return digest.hexdigest()
 
 
+@full_precision()  # no TF32 on CUDA: the analyses' numbers are claimed to 1e-5
 def execute(
     prepared: PreparedRun,
     settings: RunSettings,
@@ -494,7 +494,7 @@ def execute(
             seed=settings.seed,
             data=prepared.data_label,
             data_sha256=prepared.data_sha256,
-            device=device,
+            device=describe(device),
         ),
         model_card=model.info(),
     )
@@ -556,10 +556,10 @@ def execute(
             inputs_planned=planned,
             shared=shared,
         )
-        limit = settings.max_memory or available_memory()
+        limit = settings.max_memory or available_memory(device)
         started = time.perf_counter()
         try:
-            refusal = memory_refusal(analysis, model, values, limit)
+            refusal = memory_refusal(analysis, model, values, limit, device)
             if refusal:
                 raise MemoryError(refusal)
             dataset = run_analysis(analysis, context, settings.timeout)
@@ -570,6 +570,9 @@ def execute(
             if settings.raise_errors:
                 raise
             message = f"{type(error).__name__}: {error}".splitlines()[0]
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()  # give the next analyses back what this one held
+                message = out_of_memory_advice(device, analysis.name)
             attrs["elapsed_s"] = round(time.perf_counter() - started, 3)
             attrs["traceback"] = traceback.format_exc()
             store.record_failure(analysis.name, message, attrs)

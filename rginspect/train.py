@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .device import describe, full_precision
 from .formats.config import PER_SUBLAYER
 from .model import RGFlowModel
 from .training_settings import (
@@ -84,9 +85,10 @@ def train_image(
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRecord:
-    """Maximum likelihood on dequantized images in [0,1] (AdamW, as RG-Flow)."""
-    torch.manual_seed(seed)
+    """Maximum likelihood on dequantized images in [0,1] (AdamW, as RG-Flow). The batches and
+    their dequantisation noise come from CPU generators, so a seed trains alike on every device."""
     generator = torch.Generator().manual_seed(seed)
+    noise = torch.Generator().manual_seed(seed)
     data = torch.as_tensor(images01, dtype=torch.float32)
     device = model.prior.scale.device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -95,7 +97,7 @@ def train_image(
     with tqdm(range(1, steps + 1), desc="train image", disable=not progress) as bar:
         for step in bar:
             batch = data[torch.randint(len(data), (batch_size,), generator=generator)].to(device)
-            loss = bits_per_dim(model, batch).mean()
+            loss = bits_per_dim(model, batch, noise).mean()
             _step(optimizer, loss)
             record.log(step, loss.item())
             bar.set_postfix(bits_per_dim=f"{loss.item():.3f}")
@@ -120,9 +122,10 @@ def train_field(
     direction of a symmetric system. With `anneal` > 0 the action is scaled by β rising linearly
     from 0.2 to 1 over that fraction of the steps, so the flow first learns the disordered,
     symmetric distribution and follows it as it orders. With `quality_every` > 0 the sampler
-    quality (on QUALITY_CURVE_SAMPLES samples) is recorded every that many steps.
+    quality (on QUALITY_CURVE_SAMPLES samples) is recorded every that many steps. The latents
+    come from a CPU generator, so a seed trains alike on every device.
     """
-    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     n_sites = model.data_shape[1] * model.data_shape[2]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -130,7 +133,7 @@ def train_field(
     model.train()
     with tqdm(range(1, steps + 1), desc="train field", disable=not progress) as bar:
         for step in bar:
-            z = model.prior.sample((batch_size, *model.data_shape))
+            z = model.prior.sample((batch_size, *model.data_shape), generator=generator)
             x, logdet = model.decode(z)
             log_q = model.prior.log_prob(z) - logdet
             beta = min(1.0, 0.2 + 0.8 * step / (anneal * steps)) if anneal > 0 else 1.0
@@ -191,7 +194,7 @@ def sampler_quality(
     from .physics.symmetry import mean_resultant_length, pins_symmetry
 
     group = torch.eye(model.data_shape[0], dtype=torch.float64)[None] if group is None else group
-    generator = torch.Generator(model.prior.scale.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     x, log_q, action = flow_samples(
         model, n_samples, batch_size=1024, generator=generator, group=group
     )
@@ -228,6 +231,7 @@ def field_symmetries(n_channels: int) -> torch.Tensor | None:
     return symmetry_group(1, 2, conjugate=False) if n_channels == 1 else None
 
 
+@full_precision()  # no TF32 on CUDA, as in the analyses: a seed trains alike on every device
 def train_image_checkpoint(
     out: Path,
     settings: TrainingSettings = IMAGE_TRAINING,
@@ -270,7 +274,9 @@ def train_image_checkpoint(
         "weight_decay": weight_decay,
         **settings.optimisation(),
     }
-    model.provenance["training"] = training_provenance("train image", record, started, **recorded)
+    model.provenance["training"] = training_provenance(
+        "train image", record, started, device=describe(settings.device), **recorded
+    )
     write(model, out)
     return model
 
@@ -326,6 +332,7 @@ def _initial_glow(
     return model, write
 
 
+@full_precision()
 def train_field_checkpoint(
     out: Path,
     settings: TrainingSettings = FIELD_TRAINING,
@@ -417,7 +424,9 @@ def train_field_checkpoint(
         else sampler_quality(model, group=group).as_dict(),
         "sampler_quality_curve": record.quality_curve(),
     }
-    model.provenance["training"] = training_provenance("train field", record, started, **recorded)
+    model.provenance["training"] = training_provenance(
+        "train field", record, started, device=describe(settings.device), **recorded
+    )
     _save_native(model, out)
     return model
 

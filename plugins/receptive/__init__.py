@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from rginspect.analysis import Analysis, Parameter, RunContext, Section
+from rginspect.device import synchronize
 from rginspect.jacobian import (
     cone_colouring,
     decoder_jacobian,
@@ -71,11 +72,13 @@ class Receptive(Analysis):
         z, source = self._latents(context)
         started = time.perf_counter()
         values, method = decoder_jacobian(model, z[:1], settings["method"], context.progress)
+        synchronize(context.device)  # the clock must see the GPU's work, not its launch
         first_seconds = time.perf_counter() - started  # with the one-off plan: an upper bound
         used = samples_within(len(z), settings["budget"], first_seconds)
         if used > 1:
             rest, _ = decoder_jacobian(model, z[1:used], method, context.progress)
             values = torch.cat([values, rest])
+        synchronize(context.device)
         seconds = time.perf_counter() - started
         fields = receptive_fields(values, model)
         cone = model.cone_matrix()

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..device import DeviceError, available_memory, full_precision, resolve_device
 from ..errors import (
     CheckpointNotFoundError,
     InvertibilityWarning,
@@ -88,13 +89,16 @@ def load(
     model = checkpoint_format.load(Path(path), trust_checkpoint=trust_checkpoint, **architecture)
     model.provenance.setdefault("format", checkpoint_format.name)
     model.provenance.setdefault("path", str(path))
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise RGInspectError(
-            "CUDA is not available on this machine; use device='cpu' (--device cpu)"
-        )
-    model = model.to(device=device, dtype=dtype).eval()
+    try:
+        model = model.to(device=resolve_device(device), dtype=dtype).eval()
+    except torch.cuda.OutOfMemoryError:
+        raise DeviceError(
+            f"{path} does not fit in the free memory of {device} "
+            f"({available_memory(device) / 2**30:.1f} GiB); use --device cpu"
+        ) from None
     if check:
-        model.load_check = check_invertibility(model)
+        with full_precision():  # TF32 would round the round trip to ~1e-3 and warn
+            model.load_check = check_invertibility(model)
     return model
 
 
@@ -135,7 +139,7 @@ def as_model(
                 f"an RGFlowModel in memory takes no loader options (got {given}); "
                 "they are for checkpoint files and flows of other libraries"
             )
-        return model if device is None else model.to(device)
+        return model if device is None else model.to(resolve_device(device))
     if type(model).__module__.split(".")[0] == "normflows":
         from .normflows import wrap_multiscale
 
@@ -156,7 +160,7 @@ def as_model(
             )
         wrapped = model_from_parts(model, f"a {type(model).__name__} given as the model")
     wrapped = wrapped.eval()
-    return wrapped if device is None else wrapped.to(device)
+    return wrapped if device is None else wrapped.to(resolve_device(device))
 
 
 def save(model: RGFlowModel, path: str | Path) -> Path:

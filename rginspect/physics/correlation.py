@@ -79,7 +79,7 @@ def two_point_function(fields: torch.Tensor, *, periodic: bool = True) -> torch.
     size = (L, L) if periodic else (2 * L, 2 * L)
     spectrum = torch.fft.rfft2(fields.double(), s=size).abs().square().sum(1)
     autocorrelation = torch.fft.irfft2(spectrum, s=size)  # Σ_x f(x) f(x + d), (n, size)
-    r = torch.arange(L // 2 + 1)
+    r = torch.arange(L // 2 + 1, device=fields.device)
     along_axes = (autocorrelation[:, r, 0] + autocorrelation[:, 0, r]) / 2
     pairs = torch.full_like(r, L * L, dtype=torch.float64) if periodic else L * (L - r).double()
     return along_axes / pairs
@@ -165,7 +165,7 @@ def estimate_correlation(
     n = len(fields)
     if n < 2:
         raise ValueError(f"a correlation estimate needs at least 2 samples, got {n}")
-    per_sample = correlator(fields, periodic=periodic).numpy()
+    per_sample = correlator(fields, periodic=periodic).cpu().numpy()
     layout = Layout.independent(n) if layout is None else layout
     resampled = resample(per_sample, layout, n_resamples, rng)
     estimates = resampled.estimates

@@ -5,6 +5,7 @@ samples into exact samples of the target (and to measure how good the flow is fr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ class HMCResult:
     def by_chain(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
         """Per-sample values (n_samples, ...) as (n_chains, steps, ...), dropping an incomplete
         last step."""
-        values = np.asarray(values)
+        values = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
         steps = len(values) // self.n_chains
         kept = values[: steps * self.n_chains].reshape(steps, self.n_chains, *values.shape[1:])
         return np.swapaxes(kept, 0, 1)
@@ -135,6 +136,7 @@ def hmc(
     generator: torch.Generator | None = None,
     x0: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = None,
     progress: bool = False,
 ) -> HMCResult:
     """Hybrid Monte Carlo for exp(−S), vectorised over `n_chains` independent chains.
@@ -145,8 +147,9 @@ def hmc(
     `n_samples` are collected. `step_size=None` tunes the step during burn-in (stochastic
     approximation on log step, from INITIAL_STEP) so that the mean acceptance probability is
     TARGET_ACCEPTANCE, and keeps it fixed afterwards, so the kept chains are exact HMC. Chains
-    start at `x0` (n_chains, C, L, L) or at standard normal noise on the generator's device; a
-    generator must live on the same device as `x0`.
+    start at `x0` (n_chains, C, L, L) or at standard normal noise, and run on `device` (default:
+    x0's, else the generator's). Every random number is drawn on the generator's device and moved
+    to the chains', so a CPU generator gives the same chains on every device to rounding.
     """
     _positive_int("n_samples", n_samples)
     _positive_int("n_chains", n_chains)
@@ -158,14 +161,17 @@ def hmc(
     if not (math.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size must be a positive number, got {step_size!r}")
     shape = (n_chains, action.n_channels, action.L, action.L)
-    if x0 is None:
-        device = generator.device if generator is not None else torch.device("cpu")
-        x = torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    else:
-        if tuple(x0.shape) != shape:
-            raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {shape}")
-        x = x0.detach().to(dtype)
-        device = x.device
+    if x0 is not None and tuple(x0.shape) != shape:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {shape}")
+    draws_on = generator.device if generator is not None else torch.device("cpu")
+    if device is None:
+        device = x0.device if x0 is not None else draws_on
+
+    def draw(sample: Callable[..., torch.Tensor], size: tuple[int, ...]) -> torch.Tensor:
+        return sample(size, generator=generator, dtype=dtype, device=draws_on)
+
+    x = draw(torch.randn, shape) if x0 is None else x0.detach()
+    x = x.to(device=device, dtype=dtype)
 
     n_steps = n_burnin + math.ceil(n_samples / n_chains) * thin
     kept_x, kept_s = [], []
@@ -173,7 +179,7 @@ def hmc(
     s, grad = action.action_and_grad(x)
     with torch.no_grad():
         for step in tqdm(range(n_steps), desc="HMC", disable=not progress, leave=False):
-            p = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+            p = draw(torch.randn, shape).to(device)
             h_old = s + 0.5 * (p * p).sum((1, 2, 3))
             x_new, p_new = x, p - 0.5 * step_size * grad
             for i in range(n_leapfrog):
@@ -181,7 +187,7 @@ def hmc(
                 s_new, grad_new = action.action_and_grad(x_new)
                 p_new = p_new - (step_size if i < n_leapfrog - 1 else 0.5 * step_size) * grad_new
             h_new = s_new + 0.5 * (p_new * p_new).sum((1, 2, 3))
-            log_u = torch.rand(n_chains, generator=generator, dtype=dtype, device=device).log()
+            log_u = draw(torch.rand, (n_chains,)).log().to(device)
             accept = log_u < h_old - h_new  # False for NaN
             if tune and step < n_burnin:
                 probability = torch.nan_to_num((h_old - h_new).clamp(max=0).exp(), nan=0.0)
