@@ -375,15 +375,19 @@ def prepare_run(model: Any, settings: RunSettings) -> PreparedRun:
         device=settings.device,
         **settings.load_options,
     )
-    batch, data_label = run_data(settings.data, loaded, settings)
-    have_data = batch is not None or loaded.domain == "field"
+    if isinstance(settings.data, str | None):  # a spec: loaded once the analyses size it
+        spec, data_label = run_data_spec(settings.data, loaded)
+        batch = None
+    else:
+        spec, batch = None, array_data(settings.data, loaded, settings.samples)
+        data_label = batch.source
+    have_data = spec is not None or batch is not None or loaded.domain == "field"
     analyses = select_analyses(
         settings.plugins, loaded, have_data=have_data, strict=settings.strict
     )
     given = parameter_settings(settings.overrides, settings.config_file, settings.params)
     parameters = resolve_parameters(analyses, given, strict=settings.strict)
-    if batch is None and isinstance(settings.data, str | None):
-        spec = run_data_spec(settings.data, loaded)[0]
+    if spec is not None:
         batch = load_run_data(
             spec,
             loaded,
@@ -405,14 +409,11 @@ def prepare_run(model: Any, settings: RunSettings) -> PreparedRun:
     )
 
 
-def run_data(data: Any, model: RGFlowModel, settings: RunSettings) -> tuple[DataBatch | None, str]:
-    """An array of inputs given in Python as the run's data batch (checked against the model),
-    or (None, how the spec is named) for a spec, which prepare_run loads once the analyses are
-    known (they size generated data)."""
+def array_data(data: Any, model: RGFlowModel, samples: int | None) -> DataBatch:
+    """An array or tensor of inputs given in Python as the run's data batch, checked against the
+    model's shape and cut to `samples` when given."""
     from .data import batch_from_array
 
-    if data is None or isinstance(data, str):
-        return None, run_data_spec(data, model)[1]
     batch = batch_from_array(data, domain=model.domain, source="inputs given to analyze")
     found = tuple(batch.images_or_fields.shape[1:])
     if found != tuple(model.data_shape):
@@ -420,9 +421,9 @@ def run_data(data: Any, model: RGFlowModel, settings: RunSettings) -> tuple[Data
             f"the data have shape (n, {', '.join(map(str, found))}) per batch, the model takes "
             f"(n, {', '.join(map(str, model.data_shape))}): give inputs of the model's shape"
         )
-    if settings.samples is not None:
-        batch = replace(batch, images_or_fields=batch.images_or_fields[: settings.samples])
-    return batch, batch.source
+    if samples is not None:
+        batch = replace(batch, images_or_fields=batch.images_or_fields[:samples])
+    return batch
 
 
 def model_fingerprint(model: RGFlowModel, format: str | None, load_options: dict) -> str:

@@ -31,8 +31,8 @@ MODEL_GROUP = "model"  # the model card, as nested groups of attributes (not an 
 CONVENTIONS = "CF-1.11"
 # units that UDUNITS does not know: stored as the dimensionless "1", the name kept in long_name
 NAMED_DIMENSIONLESS_UNITS = frozenset(
-    {"pixels", "lattice spacings", "nats", "nats/site", "bits", "bits/dim", "ln nats", "site",
-     "sites", "prior standard deviations", "lattice units"}
+    {"pixels", "lattice spacings", "nats", "nats/site", "nats/dim", "bits", "bits/dim", "ln nats",
+     "site", "sites", "prior standard deviations", "lattice units"}
 )  # fmt: skip
 COORDINATE_NAMES = {  # long_name of the coordinates the built-in analyses use
     "level": "RG level (0 = finest)",

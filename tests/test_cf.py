@@ -27,7 +27,12 @@ SMALL = {
     "images": "0,1",
     "budget_draws": 1,
 }
-SMALL_BY_ANALYSIS = {"receptive": {"samples": 2}, "inpaint": {"inputs": 1, "steps": 3}}
+SMALL_BY_ANALYSIS = {
+    "receptive": {"samples": 2},
+    "inpaint": {"inputs": 1, "steps": 3},
+    # its fits need 5 resamples per distance, its HMC reference 4 steps of 64 chains
+    "correlation": {"samples": 512, "inputs": 512, "resamples": 60},
+}
 
 
 def small_parameters() -> dict[str, dict]:
