@@ -38,6 +38,13 @@ import xarray as xr
 from matplotlib.ticker import FuncFormatter
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.fields import (
+    SYMMETRY_PARAMETERS,
+    action_attrs,
+    mixture_name,
+    proposal_harmonic,
+    run_flow_samples,
+)
 from rginspect.model import RGFlowModel
 from rginspect.physics import (
     PARETO_K_UNRELIABLE,
@@ -68,7 +75,6 @@ from rginspect.physics.correlation import (
 )
 from rginspect.physics.exact import ising_critical_binder
 from rginspect.physics.montecarlo import Layout, effective_sample_size
-from rginspect.physics.proposals import flow_samples, symmetry_group
 from rginspect.physics.symmetry import mean_resultant_length, pins_symmetry
 
 LABELS = {  # what each decay form means: O(2) fields order quasi-long-range, others are critical
@@ -100,17 +106,6 @@ ENSEMBLE_NAMES = {  # how the report names each ensemble
 }
 REFERENCES = ("action", "data")  # an ensemble of the target distribution, measured first
 COLORS = {"action": "black", "data": "black", "flow": "tab:orange", "flow + Metropolis": "tab:blue"}
-
-
-SYMMETRY_PARAMETERS = {  # the proposal's symmetrisation, shared by every analysis of flow samples
-    "symmetrize": Parameter(
-        bool, True, "sample the flow mixed over symmetries of the action (see rotations)"
-    ),
-    "rotations": Parameter(
-        int, 2, "K of the Z_K rotations mixed over (2: φ → ±φ; more spread a pinned O(2) phase)"
-    ),
-    "conjugate": Parameter(bool, False, "also mix over φ → φ* (two-component fields)"),
-}
 
 
 @dataclass(frozen=True)
@@ -288,24 +283,6 @@ def data_layout(x: torch.Tensor, periodic: bool) -> Layout:
     series = two_point_function(x.double().cpu(), periodic=periodic)[:, 1].numpy()
     tau = len(series) / effective_sample_size(series)
     return Layout.blocks(len(series), math.ceil(tau) if math.isfinite(tau) else 1)
-
-
-def proposal_harmonic(context: RunContext) -> int:
-    """The harmonic of the global phase at which the flow's proposal shows whether it covers
-    U(1): K for a mixture over Z_K rotations of a two-component field, else 1."""
-    if context.model.data_shape[0] == 2 and len(proposal_group(context)) > 1:
-        return context.parameters["rotations"]
-    return 1
-
-
-def mixture_name(context: RunContext) -> str:
-    """How the flow samples were symmetrised, for the report ("" when they were not)."""
-    p, size = context.parameters, len(proposal_group(context))
-    if size == 1:
-        return ""
-    if size == 2 and not p["conjugate"]:
-        return "mirrored mixture ½[q(x) + q(−x)]"
-    return f"mixture over Z_{p['rotations']} rotations" + (" and φ → φ*" if p["conjugate"] else "")
 
 
 def hmc_ensemble(context: RunContext, n: int) -> Ensemble:
@@ -953,35 +930,3 @@ def image_verdict(dataset: xr.Dataset) -> str:
         f"No fit form describes C(r): {stretch}, and neither decay form fits it there "
         f"({misfits}; both p < {ACCEPTABLE_P:g})."
     )
-
-
-def run_flow_samples(
-    context: RunContext, n: int, *, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """flow_samples seeded by the run, drawn once per run, with the symmetrisation the
-    analysis' SYMMETRY_PARAMETERS ask for (none without an action): correlation and free_energy
-    with the same settings average over the same samples, so the second reuses the first's."""
-    group = proposal_group(context)
-    return context.once(
-        ("flow_samples", n, batch_size, tuple(group.flatten().tolist()), context.seed),
-        lambda: flow_samples(
-            context.model, n, batch_size=batch_size, generator=context.generator(), group=group
-        ),
-    )
-
-
-def proposal_group(context: RunContext) -> torch.Tensor:
-    """The symmetries the analysis' SYMMETRY_PARAMETERS mix the flow over: symmetry_group when
-    `symmetrize` is on and the model has an action, else the identity alone."""
-    p, channels = context.parameters, context.model.data_shape[0]
-    if p["symmetrize"] and context.model.action is not None:
-        return symmetry_group(channels, p["rotations"], p["conjugate"])
-    return torch.eye(channels, dtype=torch.float64)[None]
-
-
-def action_attrs(model: RGFlowModel) -> dict[str, Any]:
-    """The action's name and couplings as dataset attributes (κ, λ, T, ...), for sweeps."""
-    if model.action is None:
-        return {}
-    config = dict(model.action.config())
-    return {"action": config.pop("name"), **config}

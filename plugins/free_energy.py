@@ -27,6 +27,13 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.fields import (
+    SYMMETRY_PARAMETERS,
+    action_attrs,
+    mixture_name,
+    proposal_harmonic,
+    run_flow_samples,
+)
 from rginspect.model import RGFlowModel
 from rginspect.physics import (
     PARETO_K_UNRELIABLE,
@@ -37,14 +44,6 @@ from rginspect.physics import (
     pareto_k,
 )
 from rginspect.physics.symmetry import mean_resultant_length, pins_symmetry
-
-from .correlation import (
-    SYMMETRY_PARAMETERS,
-    action_attrs,
-    mixture_name,
-    proposal_harmonic,
-    run_flow_samples,
-)
 
 
 class FreeEnergy(Analysis):
