@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from rginspect_plugins.correlation import Correlation, Ensemble, measure
+from rginspect_plugins.correlation import Correlation
+from rginspect_plugins.correlation.compute import Ensemble, measure
 
 from rginspect.analysis import RunContext
 from rginspect.data.specs import DataBatch
