@@ -15,7 +15,8 @@ import rginspect
 from rginspect.plugin_manager import available_analyses
 from rginspect.results import read_results, write_results
 
-BUNDLED = Path(rginspect.__file__).parent / "assets" / "msds1_rgflow.pt"
+ASSETS = Path(rginspect.__file__).parent / "assets"
+BUNDLED = ASSETS / "msds1_rgflow.pt"
 # small enough to run in seconds; every figure still has something to draw
 PARAMETERS = {
     "likelihood": {"inputs": 8, "dequantization_draws": 1},
@@ -24,21 +25,40 @@ PARAMETERS = {
     "mix": {"images": "0,1"},
     "inpaint": {"inputs": 1, "steps": 3, "mask": "square:6@2,20;square:4"},
     "disentangle": {"inputs": 40, "folds": 2, "budget_draws": 1},
+    "correlation": {"inputs": 40, "resamples": 60},  # images: the data's C(r) alone
 }
-CONVERTED = ["likelihood", "traverse", "mix", "inpaint", "disentangle"]
+# a φ⁴ model with its action, for the analyses of field models
+FIELD_PARAMETERS = {
+    "correlation": {"samples": 512, "inputs": 512, "resamples": 60},
+    "free_energy": {"samples": 512},
+}
+CONVERTED = {  # analysis -> the fixture holding its stored results
+    **dict.fromkeys(["likelihood", "traverse", "mix", "inpaint", "disentangle"], "stored"),
+    **dict.fromkeys(FIELD_PARAMETERS, "stored_fields"),
+}
+
+
+def analysed_and_read_back(folder: Path, model: Path, parameters: dict, **options) -> object:
+    """The analyses' results read back from results.nc, as a notebook opens them later."""
+    tree = rginspect.analyze(model, list(parameters), params=parameters, progress=False, **options)
+    failed = {name: tree[name].attrs.get("error") for name in parameters}
+    assert all(tree[name].attrs["status"] == "ok" for name in parameters), failed
+    write_results(tree, folder / "results.nc")
+    return read_results(folder / "results.nc")
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """The analyses' results read back from results.nc, as a notebook opens them later."""
-    tree = rginspect.analyze(
-        BUNDLED, list(PARAMETERS), data="msds1:40", params=PARAMETERS, progress=False
+    return analysed_and_read_back(
+        tmp_path_factory.mktemp("plots"), BUNDLED, PARAMETERS, data="msds1:40"
     )
-    failed = {name: tree[name].attrs.get("error") for name in PARAMETERS}
-    assert all(tree[name].attrs["status"] == "ok" for name in PARAMETERS), failed
-    path = tmp_path_factory.mktemp("plots") / "results.nc"
-    write_results(tree, path)
-    return read_results(path)
+
+
+@pytest.fixture(scope="module")
+def stored_fields(tmp_path_factory):
+    return analysed_and_read_back(
+        tmp_path_factory.mktemp("field_plots"), ASSETS / "phi4_L16.pt", FIELD_PARAMETERS
+    )
 
 
 def axes_like(drawn) -> object:
@@ -50,8 +70,9 @@ def axes_like(drawn) -> object:
     return Figure().subplots(rows, columns, squeeze=False).reshape(shape)
 
 
-@pytest.mark.parametrize("analysis", CONVERTED)
-def test_each_figure_draws_onto_the_callers_axes_from_stored_results(stored, analysis):
+@pytest.mark.parametrize("analysis", list(CONVERTED))
+def test_each_figure_draws_onto_the_callers_axes_from_stored_results(request, analysis):
+    stored = request.getfixturevalue(CONVERTED[analysis])
     plots = available_analyses()[analysis].plots
     assert plots, f"{analysis} declares no figures"
     for name in plots:
@@ -103,3 +124,38 @@ def test_the_inpaint_curves_of_each_hole_are_its_stored_traces(stored):
             np.testing.assert_allclose(curves[METHOD_NAMES[str(method)]], expected)
     with pytest.raises(ValueError, match="pick one of"):
         plot_convergence(dataset, hole="square:5")
+
+
+@pytest.mark.parametrize(
+    ("results", "unit"), [("stored_fields", "lattice spacings"), ("stored", "pixels")]
+)
+def test_the_correlation_points_are_the_stored_curves_against_distances_in_their_unit(
+    request, results, unit
+):
+    stored = request.getfixturevalue(results)
+    dataset = stored["correlation"].to_dataset()
+    assert dataset.distance.attrs["units"] == "1"  # CF: the unit's name is not in `units`
+    axes = stored.rginspect.plot("correlation")
+    assert axes[0].get_xlabel() == f"r ({unit})"
+    names = [str(name) for name in dataset.ensemble.values]
+    points = {bars.get_label(): bars.lines[0] for bars in axes[0].containers}  # errorbars
+    assert list(points) == (names if len(names) > 1 else ["C(r)"])
+    shown = dataset.distance.values >= 1
+    for name, line in zip(names, points.values(), strict=True):
+        one = dataset.sel(ensemble=name)
+        np.testing.assert_allclose(line.get_xdata(), one.distance[shown])
+        np.testing.assert_allclose(line.get_ydata(), one.correlation[shown])
+
+
+def test_the_free_energy_histogram_holds_every_stored_weight_and_marks_f_and_ln_z(stored_fields):
+    dataset = stored_fields["free_energy"].to_dataset()
+    axis = stored_fields.rginspect.plot("free_energy", "weights")
+    assert sum(bar.get_height() for bar in axis.patches) == dataset.sizes["sample"]
+    left = min(bar.get_x() for bar in axis.patches)
+    right = max(bar.get_x() + bar.get_width() for bar in axis.patches)
+    assert left == pytest.approx(float(dataset.log_weight.min()))
+    assert right == pytest.approx(float(dataset.log_weight.max()))
+    marks = {line.get_label(): line.get_xdata()[0] for line in axis.get_lines()}
+    assert marks["−F_q = ⟨ln w⟩"] == pytest.approx(-float(dataset.free_energy))
+    assert marks["ln Z, importance sampled"] == pytest.approx(float(dataset.log_z))
+    assert "ln Z, exact" not in marks  # φ⁴ has no exact ln Z
