@@ -147,6 +147,14 @@ def test_the_correlation_points_are_the_stored_curves_against_distances_in_their
         np.testing.assert_allclose(line.get_ydata(), one.correlation[shown])
 
 
+def test_correlation_results_from_before_the_distance_unit_attribute_still_draw(stored_fields):
+    dataset = stored_fields["correlation"].to_dataset()
+    del dataset.attrs["distance_unit"]
+    dataset.distance.attrs["units"] = "lattice spacings"  # as written before CF units
+    axes = available_analyses()["correlation"].plot(dataset)
+    assert axes[0].get_xlabel() == "r (lattice spacings)"
+
+
 def test_the_free_energy_histogram_holds_every_stored_weight_and_marks_f_and_ln_z(stored_fields):
     dataset = stored_fields["free_energy"].to_dataset()
     axis = stored_fields.rginspect.plot("free_energy", "weights")

@@ -148,7 +148,7 @@ def plot_correlation(dataset: xr.Dataset, ax: Axes | np.ndarray | None = None) -
         axes[1].set_yscale("symlog", linthresh=linear)
         axes[0].set_title("C(r) changes sign: linear axes")
         axes[1].set_title(f"symmetric log (linear within ±{linear:.1g})")
-    unit = a["distance_unit"]
+    unit = distance_unit(dataset)
     axes[0].set_xlabel(f"r ({unit})")
     if positive:
         axes[1].set_xscale("log")
@@ -160,6 +160,13 @@ def plot_correlation(dataset: xr.Dataset, ax: Axes | np.ndarray | None = None) -
     axes[0].set_ylabel("C(r)")
     axes[0].legend(fontsize=8)
     return axes
+
+
+def distance_unit(dataset: xr.Dataset) -> str:
+    """The unit of r by name: a stored distance's `units` is CF's "1" (rginspect.results), so
+    the dataset keeps it in `distance_unit`; results written before version 8 kept it only in
+    `units`."""
+    return dataset.attrs.get("distance_unit", dataset.distance.attrs.get("units", ""))
 
 
 def _with_error(value: float, error: float) -> str:
