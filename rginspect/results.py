@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +157,16 @@ def model_card(tree: xr.DataTree) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def display_unit(attrs: dict[str, Any]) -> str:
+    """The unit to show beside a stored variable: its UDUNITS unit, or for a dimensionless one
+    the unit cf_conform named in its long_name ("pixels", "nats"), else nothing."""
+    unit = attrs.get("units")
+    if unit and unit != "1":
+        return str(unit)
+    named = re.search(r"\(in ([^()]+)\)$", str(attrs.get("long_name", "")))
+    return named.group(1) if named else ""
 
 
 def analysis_nodes(tree: xr.DataTree) -> dict[str, xr.DataTree]:

@@ -95,11 +95,9 @@ def scalar_table(variable: xr.DataArray) -> pd.DataFrame:
 
 def _caption(key: str, variable: xr.DataArray) -> str:
     meaning = variable.attrs.get("long_name", "")
-    units = variable.attrs.get("units", "")
+    unit = variable.attrs.get("units", "")  # a named dimensionless unit is in the long name
     return (
-        key
-        + (f": {meaning}" if meaning else "")
-        + (f" ({units})" if units and units != "1" else "")
+        key + (f": {meaning}" if meaning else "") + (f" ({unit})" if unit not in ("", "1") else "")
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib.figure
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .. import __version__
 from ..analysis import Figure, Section, Table
+from ..plotting import axes_grid, figure_of
+from ..results import display_unit
 from .render import ReportSection, render_report, write_report
 
 ERROR_SUFFIXES = ("_err", "_std", "_error")
@@ -125,10 +127,10 @@ def _label_boundaries(labels: xr.DataArray, axis: str) -> list[tuple[float, floa
 
 def _panels(
     dataset: xr.Dataset, names: list[str], axis: str, shaded: list[tuple[float, float]]
-) -> plt.Figure:
+) -> matplotlib.figure.Figure:
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.7 * rows), squeeze=False)
+    axes = axes_grid(None, rows, columns, figsize=(3.4 * columns, 2.7 * rows))
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     x = dataset[axis].values
@@ -166,13 +168,12 @@ def _panels(
                     ls="-" if joined else "none",
                     label=ensemble,
                 )
-        units = variable.attrs.get("units")
-        ax.set_title(name + (f" ({units})" if units else ""), fontsize=9)
+        unit = display_unit(variable.attrs)
+        ax.set_title(name + (f" ({unit})" if unit else ""), fontsize=9)
         ax.set_xlabel(axis)
         if len(lines) > 1:
             ax.legend(fontsize=6)
-    figure.tight_layout()
-    return figure
+    return figure_of(axes)
 
 
 def sweep_axis(dataset: xr.Dataset) -> str:
