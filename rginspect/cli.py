@@ -35,7 +35,7 @@ class RGInspectGroup(click.Group):
     keeps the command line as given, for the results' CF `history`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta[COMMAND_LINE] = shlex.join(["rginspect", *args])
+        ctx.meta[COMMAND_LINE] = shlex.join(["rginspect", *map(str, args)])
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -594,8 +594,10 @@ def plugins_command() -> None:
     """List every registered analysis and checkpoint format."""
     from .plugin_manager import provided
 
+    analyses = provided("rginspect_analyses")  # a broken plugin fails here, before any output
+    formats = provided("rginspect_checkpoint_formats")
     click.echo("analyses:")
-    for analysis, source in provided("rginspect_analyses"):
+    for analysis, source in analyses:
         domains = "/".join(analysis.domains)
         click.echo(f"  {analysis.name:<14} {analysis.description}  [{domains}; from {source}]")
         for key, parameter in analysis.parameters.items():
@@ -604,7 +606,7 @@ def plugins_command() -> None:
                 f"{parameter.default!r}): {parameter.help}"
             )
     click.echo("checkpoint formats:")
-    for checkpoint_format, source in provided("rginspect_checkpoint_formats"):
+    for checkpoint_format, source in formats:
         click.echo(
             f"  {checkpoint_format.name:<14} {checkpoint_format.description}  [from {source}]"
         )

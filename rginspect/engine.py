@@ -484,7 +484,8 @@ def execute(
 
     keep_freed_memory()  # in every process that runs analyses: CLI, Python API, Dask workers
     model = prepared.model
-    device = str(model.prior.scale.device)
+    # the device asked for, else the one the model sits on (an in-memory model stays where it is)
+    device = str(settings.device) if settings.device is not None else str(model.prior.scale.device)
     store.set_root_attrs(
         **root_attrs(
             title=f"rginspect results: {Path(prepared.source).name}",

@@ -26,7 +26,7 @@ from rginspect.analysis import Analysis, RunContext, Section
 from rginspect.cli import main
 from rginspect.device import DeviceError
 from rginspect.errors import RGInspectError
-from rginspect.results import ResultsStore
+from rginspect.results import ResultsStore, analysis_nodes
 
 ASSETS = Path(rginspect.__file__).parent / "assets"
 PHI4 = str(ASSETS / "phi4_L16.pt")
@@ -294,10 +294,10 @@ def test_budgets_count_the_work_a_gpu_has_not_finished(
     """receptive and inpaint cut their samples or steps to a time budget from a timed first
     one: with a GPU that takes 1 s to finish each piece of work, a 0.5 s budget allows one
     (a clock read without waiting for it would see no time pass and allow all)."""
-    import rginspect_plugins.inpaint
+    import rginspect_plugins.inpaint.compute
     import rginspect_plugins.receptive
 
-    for module in (rginspect_plugins.receptive, rginspect_plugins.inpaint):
+    for module in (rginspect_plugins.receptive, rginspect_plugins.inpaint.compute):
         monkeypatch.setattr(module, "time", fake_cuda["clock"])
     fake_cuda["wait"] = 1.0
     overrides = [option for parameter in parameters for option in ("-p", parameter)]
@@ -338,7 +338,7 @@ def test_a_cuda_run_checks_gpu_memory_and_explains_running_out(fake_cuda, monkey
     )  # fmt: skip
     assert result.exit_code == 1
     tree = ResultsStore(tmp_path / "results.nc").read()
-    status = {name: node.attrs["status"] for name, node in tree.children.items()}
+    status = {name: node.attrs["status"] for name, node in analysis_nodes(tree).items()}
     assert status == {"fits": "ok", "huge": "failed", "oom": "failed", "after": "ok"}
     assert tree["huge"].attrs["error"] == (
         "MemoryError: needs about 3.0 GiB, more than the 2.0 GiB of GPU memory allowed "
