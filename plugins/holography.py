@@ -65,6 +65,7 @@ MI_ROUTE, ACTION_ROUTE = "mutual information", "effective action"
 NO_INFORMATION = "no residual information"
 DECIDING_Z = 3.0  # jackknife errors by which a geometry must win, and a slope exceed 0
 DECISIVE_LOG_LIKELIHOOD = 5.0  # and a likelihood ratio of e^5 (ΔAIC 10, equal parameters)
+GRADIENT_BATCH = 64  # fields per effective-action gradient: its graph holds every layer's output
 BULK_POINTS = (
     "bulk point of a latent site: boundary position at the centre (circular mean on the torus) of "
     "its receptive field, the mean |∂x/∂ζ| of the exact decoder Jacobian; depth 2^level; "
@@ -82,9 +83,9 @@ class Holography(Analysis):
     parameters = {
         "inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples of the action)"),
         "action_inputs": Parameter(
-            int, 1024, "of those, fields whose effective-action gradient is taken (0: none)"
+            int, 512, "of those, fields whose effective-action gradient is taken (0: none)"
         ),
-        "null_ensembles": Parameter(int, 16, "null ensembles for the floor and its chance rate"),
+        "null_ensembles": Parameter(int, 8, "null ensembles for the floor and its chance rate"),
         "groups": Parameter(int, 16, "jackknife groups of whole chains (or blocks of one chain)"),
         "jacobian_samples": Parameter(int, 2, "fields whose decoder Jacobian places the latents"),
     }
@@ -118,11 +119,13 @@ class Holography(Analysis):
         action_inputs = min(settings["action_inputs"], len(z))
         if model.action is not None and action_inputs > 0:
             part = target_chains(context, action_inputs)
-            scores = context.in_batches(
-                lambda batch: (effective_action_gradient(model, batch),),
-                z[: part.n_samples],
-                desc="effective action",
-            )[0]
+            batches = z[: part.n_samples].split(GRADIENT_BATCH)  # the graph holds every layer
+            scores = torch.cat(
+                [
+                    effective_action_gradient(model, batch)
+                    for batch in context.progress(batches, desc="effective action")
+                ]
+            )
             readings[ACTION_ROUTE] = read(site_vectors(scores.double().cpu().numpy()), part)
         if alignment.pinned:
             _, drawn, _ = context.target_latents(settings["inputs"])
@@ -471,8 +474,8 @@ def effective_action_gradient(model: RGFlowModel, z: torch.Tensor) -> torch.Tens
         x, log_det = model.decode(zeta)
         return (model.action(x) - log_det).sum()
 
-    with torch.enable_grad():
-        return torch.func.grad(total)(z)
+    with torch.enable_grad():  # detached: through the parameters it would keep its graph alive
+        return torch.func.grad(total)(z).detach()
 
 
 def receptive_centres(

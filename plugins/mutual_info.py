@@ -98,10 +98,11 @@ class MutualInfo(Analysis):
         if alignment.pinned:
             _, drawn, _ = context.target_latents(settings["inputs"])
             drawn_vectors = site_vectors(drawn.double().cpu().numpy())
-            drawn_law = pair_law(drawn_vectors, chains, rng, null_ensembles=shifts)
+            # as drawn: only the estimates (bias from 2 null ensembles' calibration), no floors
+            drawn_law = pair_law(drawn_vectors, chains, rng, null_ensembles=2)
             drawn_mi = pairwise_gaussian_mi(chains.kept(drawn_vectors)) - drawn_law.bias()
             drawn_totals = [
-                total_correlation(drawn_vectors[:, level == a], chains, rng, shifts) for a in levels
+                total_correlation(drawn_vectors[:, level == a], chains, rng, 2) for a in levels
             ]
         else:
             drawn_mi, drawn_totals = mi, totals
@@ -400,7 +401,7 @@ def knn_check(
     distance: np.ndarray,
     n_pairs: int,
     rng: np.random.Generator,
-    resamples: int = 2,
+    resamples: int = 1,
     max_samples: int = 4000,
 ) -> KnnCheck:
     """kNN (unclipped KSG) and Gaussian MI of component 0 on site pairs (half of them nearest

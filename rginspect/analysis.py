@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from .physics.samplers import HMCResult
 
 # flow samples that decide whether the flow pins the field's global symmetry: its resultant
-# length's noise is 1/√1024 = 0.03 for a flow that covers the group
-SYMMETRY_SAMPLES = 1024
+# length's noise is 1/√512 = 0.044 for a flow that covers the group
+SYMMETRY_SAMPLES = 512
 FIRST_BATCH = 8  # inputs in_batches times first, to measure the model's cost per input
 # what each later batch aims to take: long enough that a paper-size model runs batches of ~10
 # (batches of 2 cost 1.6× more per input), short enough that the progress bar moves

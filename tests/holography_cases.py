@@ -55,6 +55,12 @@ class GaussianAction(Action):
         flat = x.reshape(len(x), -1).to(self.precision)
         return (0.5 * ((flat @ self.precision) * flat).sum(1)).to(x.dtype)
 
+    def action_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S and ∂S/∂x = P x in closed form (what HMC evaluates at every leapfrog step)."""
+        flat = x.reshape(len(x), -1).to(self.precision)
+        force = flat @ self.precision
+        return (0.5 * (force * flat).sum(1)).to(x.dtype), force.reshape(x.shape).to(x.dtype)
+
     def config(self) -> dict:
         return {"name": self.name, "L": self.L}
 

@@ -6,7 +6,7 @@ analysis. Cases:
 - hyperbolic: Σ = I + a·exp(−b·g), the MI route's slope is 2b (to ~1%, while ρ is small);
 - couplings: the precision Σ⁻¹ = I + a·exp(−b·g), the effective-action route's slope is 2b;
 - flat: Σ = I + a·exp(−b·|(Δx, Δz)|), called flat;
-- weak: the hyperbolic case with a ten times weaker a: the right slope within errors, or
+- weak: the hyperbolic case with a four times weaker a: the right slope within errors, or
   "undecided" / "no residual information", never a confident wrong call;
 - independent, i.i.d. and in one chain with τ_int drawn per site from 1 to 30: "no residual
   information" in at least 90% of the seeds.
@@ -44,7 +44,7 @@ CASES = {  # name: (geometry of the kernel, a, planted in the covariance or the 
     "hyperbolic": ("hyperbolic", 0.43, "covariance", None),
     "couplings": ("hyperbolic", 0.43, "precision", None),
     "flat": ("flat", 0.43, "covariance", None),
-    "weak": ("hyperbolic", 0.043, "covariance", None),
+    "weak": ("hyperbolic", 0.1, "covariance", None),
     "independent": ("hyperbolic", 0.0, "covariance", None),
     "independent_chain": ("hyperbolic", 0.0, "covariance", (1, 30)),
 }
