@@ -49,6 +49,7 @@ from rginspect.chains import Chains, jackknife_error, target_chains
 from rginspect.information import (
     PairLaw,
     jackknife_pair_mi,
+    pair_effective_samples,
     pair_law,
     pairwise_gaussian_mi,
     pairwise_mi_bytes,
@@ -223,8 +224,16 @@ class Holography(Analysis):
                 ),
                 "pair_flat": ("pair", distances["flat"], {"long_name": "|(Δx, Δz)|"}),
                 "pair_levels": (("pair", "end"), np.stack([level[i], level[j]], 1)),
-                "site_centre_y": ("site", centre_y, {"long_name": "receptive-field centre, row"}),
-                "site_centre_x": ("site", centre_x, {"long_name": "receptive-field centre, col"}),
+                "site_centre_y": (
+                    "site",
+                    centre_y,
+                    {"units": "sites", "long_name": "receptive-field centre, row"},
+                ),
+                "site_centre_x": (
+                    "site",
+                    centre_x,
+                    {"units": "sites", "long_name": "receptive-field centre, col"},
+                ),
             },
             coords={
                 "route": routes,
@@ -397,9 +406,12 @@ def read_geometry(
     }
     replicates = []
     parts = chains.jackknife_groups(groups)
-    for part, part_mi in zip(parts, jackknife_pair_mi(vectors, parts), strict=True):
+    left_out = [part for part, _ in parts]
+    for (_, rest), part_mi in zip(parts, jackknife_pair_mi(vectors, left_out), strict=True):
         part_raw = part_mi[i, j]
-        part_law = full_law.on_pairs(i, j, 1 - len(part) / chains.n_samples)
+        # each replicate's own effective samples: their noise moves the bias it removes
+        nu = pair_effective_samples(vectors, rest) / full_law.calibration
+        part_law = replace(law, effective_samples=nu[i, j])
         ok = usable & np.isfinite(part_raw)
         part_fits = [
             decay_fit(distances[g][ok], part_raw[ok], law_on(part_law, ok), start=fits[g])

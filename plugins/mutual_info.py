@@ -405,14 +405,19 @@ def knn_check(
     max_samples: int = 4000,
 ) -> KnnCheck:
     """kNN (unclipped KSG) and Gaussian MI of component 0 on site pairs (half of them nearest
-    neighbours), on the latents and averaged over `resamples` null ensembles."""
-    neighbours = np.argwhere(np.triu(distance == 1))
-    chosen = neighbours[
-        rng.choice(len(neighbours), min(len(neighbours), n_pairs // 2), replace=False)
-    ]
-    pairs = chosen.tolist()
-    while len(pairs) < n_pairs:
-        pairs.append(rng.choice(vectors.shape[1], 2, replace=False).tolist())
+    neighbours), on the latents and averaged over `resamples` null ensembles. No site is in two
+    pairs (while sites last), so that the pairs' estimation errors are nearly independent and
+    their scatter gives the error of the mean."""
+    used: set[int] = set()
+    pairs = []
+    for i, j in rng.permutation(np.argwhere(np.triu(distance == 1))):
+        if len(pairs) < n_pairs // 2 and not {i, j} & used:
+            pairs.append((i, j))
+            used |= {i, j}
+    free = rng.permutation([s for s in range(vectors.shape[1]) if s not in used])
+    pairs += [tuple(p) for p in free[: 2 * (n_pairs - len(pairs))].reshape(-1, 2)]
+    while len(pairs) < n_pairs:  # too few sites for disjoint pairs
+        pairs.append(tuple(rng.choice(vectors.shape[1], 2, replace=False)))
     scalar = chains.kept(vectors[:, :, 0])[:max_samples]
     nulls = [chains.null_ensemble(vectors[:, :, 0], rng)[:max_samples] for _ in range(resamples)]
 

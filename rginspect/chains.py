@@ -31,7 +31,8 @@ FLIPPED_CHAINS = 16
 @dataclass(frozen=True)
 class Chains:
     """Where each sample sits: `index[c, t]` is the sample at step t of chain c; the chains hold
-    the samples 0 … n_samples − 1 (later ones, an incomplete last step, are left out)."""
+    the samples 0 … n_samples − 1 (later ones, an incomplete last step, are left out), or, for a
+    jackknife's remaining chains, a subset of them."""
 
     index: np.ndarray  # (n_chains, steps) of sample indices
 
@@ -104,15 +105,15 @@ class Chains:
         """The samples the chains hold (without an incomplete last step)."""
         return np.asarray(values)[: self.n_samples]
 
-    def jackknife_groups(self, groups: int) -> list[np.ndarray]:
-        """The samples of each of `groups` groups a delete-a-group jackknife leaves out in turn:
-        whole chains when there are at least `groups` of them, else contiguous blocks of steps of
-        every chain."""
+    def jackknife_groups(self, groups: int) -> list[tuple[np.ndarray, Chains]]:
+        """For each of `groups` groups a delete-a-group jackknife leaves out in turn: the samples
+        left out and the chains that remain (sample indices as before). Whole chains when there
+        are at least `groups` of them, else contiguous blocks of steps of every chain."""
         if self.n_chains >= groups:
             parts = np.array_split(np.arange(self.n_chains), groups)
-            return [self.index[part].ravel() for part in parts]
+            return [(self.index[p].ravel(), Chains(np.delete(self.index, p, 0))) for p in parts]
         parts = np.array_split(np.arange(self.steps), groups)
-        return [self.index[:, part].ravel() for part in parts]
+        return [(self.index[:, p].ravel(), Chains(np.delete(self.index, p, 1))) for p in parts]
 
     def autocorrelation(self, values: np.ndarray, max_lag: int | None = None) -> np.ndarray:
         """(sites, lags) autocorrelation of each site of (samples, sites, C) values along the

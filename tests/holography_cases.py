@@ -153,3 +153,27 @@ def rotated_fields(
         1,
     )
     return turned.astype(np.float32)
+
+
+class TanhFlow(nn.Module):
+    """x = G(ζ) = ζ + c·tanh(ζ) entry by entry (c > −1): a flow whose log-det,
+    Σ ln(1 + c·sech²ζ), is strongly curved; encoded by Newton's method."""
+
+    def __init__(self, c: float = 2.0) -> None:
+        super().__init__()
+        self.c = c
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        slope = 1 + self.c / torch.cosh(z) ** 2
+        return z + self.c * torch.tanh(z), torch.log(slope).flatten(1).sum(1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = x / (1 + self.c)
+        for _ in range(50):
+            z = z - (z + self.c * torch.tanh(z) - x) / (1 + self.c / torch.cosh(z) ** 2)
+        return z, -self.decode(z)[1]
+
+
+def tanh_flow(size: int = 4, c: float = 2.0) -> dict:
+    """The module-format factory: `rginspect.load("holography_cases:tanh_flow")`."""
+    return {"flow": TanhFlow(c), "latent_level": mera_levels(CHANNELS, size)}
