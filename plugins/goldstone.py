@@ -12,6 +12,12 @@ Jammalamadaka–SenGupta's centres each phase on its circular mean, which a unif
 have: the statistic then depends on noise in that mean, so it is not used.)
 Every site is part of Σφ, so any latent pair locks a little in a disordered field; the baseline is
 the median locking of the finest-level pairs, which sit below the RG and see one site each.
+
+The locking needs the fields as drawn (aligned to one direction, θ would not vary): it measures how
+the flow treats the symmetry. Where the flow pins the global phase (RunContext.alignment), the same
+candidates are also read on the fields turned to the flow's direction, as the other analyses of the
+latents read them: their phase concentration |⟨exp iψ⟩| there is 1 for a latent whose phase only
+follows θ, and the report says that the fields at other phases are ones the flow was not trained at.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from rginspect.model import RGFlowModel
 class Goldstone(Analysis):
     name = "goldstone"
     description = "Phase locking of the global O(2) phase with the top-level latents' phase"
-    # 3: noise from the phase's effective samples; 4: no circular correlation; 5: arviz's ESS
-    version = "5"
+    # 3: noise from the phase's effective samples; 4: no circular correlation; 5: arviz's ESS;
+    # 6: the flow's pinning recorded, the candidates' phase concentration on aligned fields
+    version = "6"
     parameters = {"inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples)")}
     domains = ("field",)
 
@@ -53,10 +60,13 @@ class Goldstone(Analysis):
         global_phase = np.arctan2(total[:, 1], total[:, 0])
         top = model.latent_level[0] == model.n_levels - 1
         rows, cols = np.nonzero(top)
-        pairs = z[:, :, rows, cols]  # (sample, component, site)
-        phases = np.arctan2(pairs[:, 1], pairs[:, 0]).T  # (site, sample)
-        principal = principal_phase(pairs.reshape(len(z), -1))
-        candidates = np.vstack([phases, principal[None]])
+        candidates = candidate_phases(z, rows, cols)
+        alignment = context.alignment()
+        if alignment.pinned:
+            _, aligned, _ = context.target_latents(context.parameters["inputs"], aligned=True)
+            aligned_phases = candidate_phases(aligned.double().cpu().numpy(), rows, cols)
+        else:
+            aligned_phases = candidates
         names = [f"site ({r},{c})" for r, c in zip(rows, cols, strict=True)]
         names.append("top-level principal plane")
         finest = model.latent_level[0] == 0
@@ -89,6 +99,14 @@ class Goldstone(Analysis):
                     float(np.abs(np.mean(np.exp(1j * global_phase)))),
                     {"long_name": "|⟨exp iθ⟩|: 0 for a uniform global phase, 1 for a fixed one"},
                 ),
+                "aligned_concentration": (
+                    "candidate",
+                    np.abs(np.exp(1j * aligned_phases).mean(1)),
+                    {
+                        "long_name": "|⟨exp iψ⟩| on the fields turned to the flow's direction "
+                        "(as drawn where the flow does not pin it)"
+                    },
+                ),
                 "global_phase": ("sample", global_phase, {"units": "rad"}),
                 "latent_phase": (("candidate", "sample"), candidates, {"units": "rad"}),
             },
@@ -97,6 +115,7 @@ class Goldstone(Analysis):
                 "source": source,
                 "effective_samples": float(effective),
                 "noise_level": float(1 / np.sqrt(effective)),
+                **alignment.attrs(),
             },
         )
 
@@ -120,6 +139,7 @@ class Goldstone(Analysis):
             {
                 "latent phase": dataset.candidate.values,
                 "phase locking": dataset.phase_locking.values,
+                "concentration, aligned fields": dataset.aligned_concentration.values,
             }
         )
         locking = float(dataset.phase_locking[best])
@@ -154,9 +174,24 @@ class Goldstone(Analysis):
                 f"{dataset.sizes['sample']} {dataset.attrs['source']}, worth "
                 f"{dataset.attrs['effective_samples']:.0f} independent samples of the global "
                 f"phase (noise level 1/√n_eff = {dataset.attrs['noise_level']:.3f}; the top level "
-                "carries the phase when its locking exceeds the baseline by 3 noise levels)."
+                "carries the phase when its locking exceeds the baseline by 3 noise levels). "
+                f"The locking is read on the fields as drawn; {dataset.attrs['alignment']}"
+                + (
+                    " (for the concentration column only): fields at other phases are ones the "
+                    "flow was not trained at."
+                    if dataset.attrs["aligned"]
+                    else "."
+                )
             ),
         )
+
+
+def candidate_phases(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(candidate, sample) phases of each top-level latent pair at (rows, cols) and of the top
+    level's two leading principal directions, from (sample, 2, L, L) latents."""
+    pairs = z[:, :, rows, cols]  # (sample, component, site)
+    phases = np.arctan2(pairs[:, 1], pairs[:, 0]).T  # (site, sample)
+    return np.vstack([phases, principal_phase(pairs.reshape(len(z), -1))[None]])
 
 
 def principal_phase(latents: np.ndarray) -> np.ndarray:
