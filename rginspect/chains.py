@@ -151,6 +151,8 @@ def bartlett_factor(autocorrelation: np.ndarray, window_factor: float = 5.0) -> 
     largest of the sites' Sokal windows (the smallest W ≥ window_factor · τ_int(W)), so that
     lags where every ρ is noise add none of it."""
     rho = np.asarray(autocorrelation, dtype=np.float64)
+    if rho.shape[1] < 2:  # chains one step long: no lag to see, the samples are independent
+        return np.outer(rho[:, 0], rho[:, 0])
     tau = 1 + 2 * np.cumsum(rho[:, 1:], axis=1)  # τ_int(W) for W = 1, 2, ...
     reached = np.arange(1, rho.shape[1]) >= window_factor * tau
     windows = np.where(reached.any(1), reached.argmax(1) + 1, rho.shape[1] - 1)
