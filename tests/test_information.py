@@ -163,6 +163,14 @@ def test_bartlett_factor_of_two_ar1_series_is_the_closed_form():
     assert factor[0, 0] == pytest.approx((1 + r[0] ** 2) / (1 - r[0] ** 2), rel=0.05)
 
 
+def test_chains_one_step_long_count_every_sample():
+    """64 chains of one step each (64 HMC fields of 64 chains) show no lag: the samples are
+    independent draws and every pair keeps T = 1."""
+    x = rng.standard_normal((64, 3, 2))
+    factor = bartlett_factor(Chains.interleaved(len(x), 64).autocorrelation(x))
+    np.testing.assert_allclose(factor, np.ones((3, 3)))
+
+
 @pytest.mark.parametrize("n_chains", [1, 64])
 def test_null_ensemble_keeps_each_site_and_its_time_correlation_and_breaks_dependence(n_chains):
     """One chain: each site's series shifted in time (the same values); many chains: each site's
