@@ -51,8 +51,8 @@ RUN_PARAMETERS = {
     "goldstone": {"inputs": 256},
     "correlation": {"samples": 512, "inputs": 256, "resamples": 100},  # 5 per fitted distance
     "free_energy": {"samples": 512},
-    "mutual_info": {"inputs": 256, "knn_pairs": 6, "shuffles": 1},
-    "holography": {"inputs": 256, "resamples": 5},
+    "mutual_info": {"inputs": 256, "knn_pairs": 6, "null_ensembles": 2},
+    "holography": {"inputs": 256, "action_inputs": 64, "null_ensembles": 2, "groups": 8},
 }
 # per analysis: the tolerance on its variables, and why it is that
 RUN_TOLERANCE = {
@@ -67,7 +67,7 @@ RUN_TOLERANCE = {
     "correlation": (2e-2, "a Metropolis accept decision flipped by rounding moves ~1/N (N=512)"),
     "free_energy": (1e-3, "log-sum-exp of 512 importance weights"),
     "mutual_info": (1e-2, "k-nearest-neighbour counts change where rounding reorders distances"),
-    "holography": (1e-2, "Nelder-Mead fits and MDS stop at rounding-level different points"),
+    "holography": (1e-2, "censored likelihood fits stop at rounding-level different points"),
 }
 TRAINING = (1e-2, "20 optimiser steps amplify rounding; a wrong gradient differs by O(1)")
 # analyses of models trained so: free_energy of a barely trained flow rests on a few importance
