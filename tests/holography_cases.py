@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from rginspect_plugins.holography import bulk_distances
+from rginspect_plugins.holography.compute import bulk_distances
 from torch import nn
 
 import rginspect

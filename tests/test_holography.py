@@ -19,11 +19,11 @@ from holography_cases import (
     rotated_fields,
 )
 from rginspect_plugins.goldstone import Goldstone
-from rginspect_plugins.holography import (
+from rginspect_plugins.holography import Holography
+from rginspect_plugins.holography.compute import (
     ACTION_ROUTE,
     MI_ROUTE,
     NO_INFORMATION,
-    Holography,
     effective_action_gradient,
     receptive_centres,
 )

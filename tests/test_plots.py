@@ -61,6 +61,77 @@ def stored_fields(tmp_path_factory):
     )
 
 
+# holography and mutual_info on the φ⁴ model: a few HMC chains' fields, few null ensembles
+INFORMATION_PARAMETERS = {
+    "holography": {
+        "inputs": 128,
+        "action_inputs": 64,
+        "null_ensembles": 2,
+        "groups": 4,
+        "jacobian_samples": 1,
+    },
+    "mutual_info": {"inputs": 128, "knn_pairs": 10, "null_ensembles": 2},
+}
+CONVERTED |= dict.fromkeys(INFORMATION_PARAMETERS, "stored_information")
+
+
+@pytest.fixture(scope="module")
+def stored_information(tmp_path_factory):
+    return analysed_and_read_back(
+        tmp_path_factory.mktemp("information_plots"),
+        ASSETS / "phi4_L16.pt",
+        INFORMATION_PARAMETERS,
+    )
+
+
+def test_the_holography_panels_hold_the_stored_pairs_and_the_fit_of_their_geometry(
+    stored_information,
+):
+    dataset = stored_information["holography"].to_dataset()
+    above = dataset.pair_above_floor.values.astype(bool)
+    fitted = dataset.copy(deep=True)  # a fit to draw, whatever the small run's verdict
+    fitted["slope"].loc[{"route": "mutual information"}] = [0.5, 0.25]
+    fitted["log_i0"].loc[{"route": "mutual information"}] = [-3.0, -4.0]
+    axes = available_analyses()["holography"].plot(fitted, "decay")
+    for axis, distance, slope, log_i0 in zip(
+        axes, (dataset.pair_geodesic, dataset.pair_flat), (0.5, 0.25), (-3.0, -4.0), strict=True
+    ):
+        (scatter,) = axis.collections[1:]  # after the errorbars' line collection
+        np.testing.assert_allclose(scatter.get_offsets()[:, 0], distance.values[above])
+        np.testing.assert_allclose(scatter.get_offsets()[:, 1], dataset.pair_mi.values[above])
+        order = np.argsort(distance.values)
+        bins = np.array_split(order, 12)
+        means = np.array([dataset.pair_mi.values[b].mean() for b in bins])
+        points = axis.containers[0].lines[0]
+        np.testing.assert_allclose(points.get_ydata(), means[means > 0])
+        (fit,) = [line for line in axis.get_lines() if line.get_color() == "red"]
+        np.testing.assert_allclose(fit.get_ydata(), np.exp(log_i0 - slope * fit.get_xdata()))
+        assert f"slope {slope:.3g}" in axis.get_title()
+    drawn = stored_information.rginspect.plot("holography")  # a fit only where one was made
+    fits = [line for axis in drawn for line in axis.get_lines() if line.get_color() == "red"]
+    assert len(fits) == np.isfinite(dataset.slope.sel(route="mutual information")).sum()
+
+
+def test_the_mutual_info_panels_hold_the_stored_profiles_levels_and_estimates(stored_information):
+    dataset = stored_information["mutual_info"].to_dataset()
+    profile, levels, estimators = stored_information.rginspect.plot("mutual_info", "information")
+    curves = {line.get_label(): line for line in profile.get_lines()}
+    for level in dataset.level.values:
+        curve = dataset.mi_vs_distance.sel(level=level).values
+        shown = np.isfinite(curve) & (curve > 0)
+        line = curves[f"level {level}"]
+        np.testing.assert_allclose(line.get_xdata(), dataset.distance.values[shown])
+        np.testing.assert_allclose(line.get_ydata(), curve[shown])
+    floor = curves["noise floor (median)"].get_ydata()
+    np.testing.assert_allclose(floor, float(dataset.noise_floor))
+    heatmap = levels.collections[0].get_array().reshape(dataset.mi_between_levels.shape)
+    np.testing.assert_allclose(heatmap, dataset.mi_between_levels.values)
+    (scatter,) = estimators.collections
+    np.testing.assert_allclose(scatter.get_offsets()[:, 0], dataset.gaussian_mi_scalar.values)
+    np.testing.assert_allclose(scatter.get_offsets()[:, 1], dataset.knn_mi.values)
+    np.testing.assert_allclose(scatter.get_array(), dataset.pair_distance.values)
+
+
 def axes_like(drawn) -> object:
     """New Axes on a figure of the caller's, as many and as arranged as in `drawn`."""
     shape = np.shape(drawn)

@@ -34,7 +34,8 @@ from scipy.stats import ncx2
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for holography_cases
 
 import holography_cases as cases  # noqa: E402
-from rginspect_plugins.holography import Holography, decay_fit  # noqa: E402
+from rginspect_plugins.holography import Holography  # noqa: E402
+from rginspect_plugins.holography.compute import decay_fit  # noqa: E402
 
 from rginspect.analysis import RunContext  # noqa: E402
 from rginspect.data import DataBatch  # noqa: E402

@@ -17,20 +17,13 @@ encoding (RunContext.alignment); the per-level numbers of the fields as drawn ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
 import torch
 import xarray as xr
 
-from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
-from rginspect.chains import Chains, target_chains
+from rginspect.analysis import Analysis, Parameter, RunContext, Section
+from rginspect.chains import target_chains
 from rginspect.information import (
-    knn_mi,
     pair_law,
     pairwise_gaussian_mi,
     pairwise_mi_bytes,
@@ -40,7 +33,8 @@ from rginspect.information import (
 )
 from rginspect.model import RGFlowModel
 
-FLOOR_ALPHA = 0.05  # a pair is above the floor beyond the null ensembles' 95th percentile
+from .compute import FLOOR_ALPHA, knn_check, level_means, level_profile
+from .draw import mutual_info_section, plot_information
 
 
 class MutualInfo(Analysis):
@@ -56,6 +50,7 @@ class MutualInfo(Analysis):
             int, 8, "null ensembles (sites moved apart along their chains) for the floors"
         ),
     }
+    plots = {"information": plot_information}
 
     def applies_to(self, model: RGFlowModel) -> str | None:
         reason = super().applies_to(model)
@@ -244,193 +239,4 @@ class MutualInfo(Analysis):
         )
 
     def render(self, dataset: xr.Dataset) -> Section:
-        floor = float(dataset.noise_floor)
-        figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-        for level in dataset.level.values:
-            curve = dataset.mi_vs_distance.sel(level=level)
-            shown = np.isfinite(curve.values) & (curve.values > 0)
-            axes[0].plot(dataset.distance[shown], curve[shown], "o-", ms=3, label=f"level {level}")
-        axes[0].axhline(floor, ls="--", color="gray", label="noise floor (median)")
-        axes[0].set_yscale("log")
-        axes[0].set_xlabel("separation (sites, periodic)")
-        axes[0].set_ylabel("mean MI, bias removed (nats)")
-        axes[0].legend(fontsize=7)
-        sns.heatmap(
-            dataset.mi_between_levels.to_pandas(), annot=True, fmt=".2g", cmap="viridis",
-            ax=axes[1], cbar_kws={"label": "nats"},
-        )  # fmt: skip
-        axes[1].set_xlabel("level")
-        axes[1].set_ylabel("level")
-        axes[1].set_title("mean pair MI between levels", fontsize=9)
-        axes[2].scatter(dataset.gaussian_mi_scalar, dataset.knn_mi, s=8, c=dataset.pair_distance)
-        values = np.concatenate([dataset.gaussian_mi_scalar.values, dataset.knn_mi.values])
-        low, top = float(min(values.min(), 0)), float(max(values.max(), 1e-3))
-        axes[2].plot([low, top], [low, top], ls=":", color="gray")
-        axes[2].set_xlabel("Gaussian MI (nats)")
-        axes[2].set_ylabel("kNN MI (nats)")
-        axes[2].set_title("estimators on scalar pairs (colour: distance)", fontsize=9)
-        figure.tight_layout()
-        aligned = bool(dataset.attrs["aligned"])
-        columns = {
-            "level": dataset.level.values,
-            "total correlation (nats)": [
-                value if np.isfinite(value) else f"not estimated: {reason}"
-                for value, reason in zip(
-                    dataset.total_correlation.values,
-                    dataset.total_correlation_reason.values,
-                    strict=True,
-                )
-            ],
-            "null floor (nats)": [
-                f"{mean:.3g} ± {spread:.2g}"
-                for mean, spread in zip(
-                    dataset.total_correlation_floor.values,
-                    dataset.total_correlation_floor_error.values,
-                    strict=True,
-                )
-            ],
-            "per latent (nats)": dataset.total_correlation_per_latent.values,
-            "mean pair MI (nats)": dataset.mean_mi.values,
-            "samples per dimension": dataset.samples_per_dimension.values,
-            "blocks": dataset.total_correlation_blocks.values,
-        }
-        if aligned:
-            columns["total correlation as drawn"] = dataset.unaligned_total_correlation.values
-            columns["mean pair MI as drawn"] = dataset.unaligned_mean_mi.values
-        blocked = dataset.level.values[dataset.total_correlation_blocks.values > 1]
-        count, chance = int(dataset.pairs_above_floor), float(dataset.pairs_by_chance)
-        return Section(
-            title="Mutual information between latents",
-            how_to_read=(
-                "A perfect RG leaves discarded latents independent: no more pairs above the noise "
-                "floor than chance and total correlation at its floor. MI that decays slowly with "
-                "separation is structure the flow left in the latents."
-            ),
-            figures=[
-                Figure(
-                    figure,
-                    f"Gaussian estimates on {dataset.attrs['samples']} encoded "
-                    f"{dataset.attrs['source']} ({'aligned' if aligned else 'as drawn'}).",
-                )
-            ],
-            tables=[
-                Table(
-                    pd.DataFrame(columns),
-                    "Per level: total correlation (Gaussian fit with its exact small-sample bias "
-                    "subtracted) beside the same estimator on the null ensembles (independent "
-                    "latents with the same time correlation), and the mean pair MI"
-                    + (
-                        "; 'as drawn': fields not turned to the flow's direction" if aligned else ""
-                    ),
-                )
-            ],
-            text=(
-                f"{dataset.attrs['alignment'][0].upper()}{dataset.attrs['alignment'][1:]}. "
-                f"{count} pairs lie above the floor (the 95th percentile of the null ensembles, "
-                f"which move each site's series along its chains: {dataset.attrs['chains']}), "
-                f"{chance:.0f} by chance ({float(dataset.excess):+.1f} null spreads). "
-                f"The kNN estimator exceeds the Gaussian one by "
-                f"{float(dataset.knn_excess):+.4f} ± {float(dataset.knn_excess_error):.4f} nats "
-                "per scalar pair beyond what both read on the null ensembles (positive: "
-                "dependence a Gaussian fit misses)."
-                + (
-                    f" Level(s) {', '.join(map(str, blocked))}: too few samples per dimension "
-                    "for one estimate, so the total correlation is summed over blocks of "
-                    "contiguous sites, a lower bound that misses the dependence between blocks."
-                    if len(blocked)
-                    else ""
-                )
-            ),
-        )
-
-
-def level_means(mi: np.ndarray, level: np.ndarray, levels: np.ndarray) -> list[float]:
-    """Mean pair MI within each level (NaN for a level of one site)."""
-    means = []
-    for a in levels:
-        block = mi[np.ix_(level == a, level == a)]
-        means.append(
-            float(np.nanmean(block[np.triu_indices(len(block), 1)])) if len(block) > 1 else np.nan
-        )
-    return means
-
-
-def level_profile(
-    mi: np.ndarray, distance: np.ndarray, level: np.ndarray, levels: np.ndarray, bins: np.ndarray
-) -> np.ndarray:
-    """(level, distance) mean pair MI within each level in shells of separation."""
-    within = np.full((len(levels), len(bins)), np.nan)
-    for a in levels:
-        members = level == a
-        d, values = distance[np.ix_(members, members)], mi[np.ix_(members, members)]
-        for b, r in enumerate(bins):
-            shell = np.abs(d - r) < 0.5
-            if shell.any():
-                within[a, b] = np.nanmean(values[shell])
-    return within
-
-
-@dataclass(frozen=True)
-class KnnCheck:
-    """kNN against Gaussian MI on scalar pairs, each also on the null ensembles."""
-
-    knn: np.ndarray
-    knn_null: np.ndarray
-    gaussian: np.ndarray
-    gaussian_null: np.ndarray
-    distance: np.ndarray
-
-    @property
-    def differences(self) -> np.ndarray:
-        """Per pair: (kNN − Gaussian) beyond the same on the null ensembles."""
-        return (self.knn - self.gaussian) - (self.knn_null - self.gaussian_null)
-
-    @property
-    def excess(self) -> float:
-        return float(np.mean(self.differences))
-
-    @property
-    def excess_error(self) -> float:
-        """The pairs' scatter: each pair is an independent draw of the estimators' noise."""
-        return float(np.std(self.differences, ddof=1) / np.sqrt(len(self.differences)))
-
-
-def knn_check(
-    vectors: np.ndarray,
-    chains: Chains,
-    distance: np.ndarray,
-    n_pairs: int,
-    rng: np.random.Generator,
-    resamples: int = 1,
-    max_samples: int = 4000,
-) -> KnnCheck:
-    """kNN (unclipped KSG) and Gaussian MI of component 0 on site pairs (half of them nearest
-    neighbours), on the latents and averaged over `resamples` null ensembles. No site is in two
-    pairs (while sites last), so that the pairs' estimation errors are nearly independent and
-    their scatter gives the error of the mean."""
-    used: set[int] = set()
-    pairs = []
-    for i, j in rng.permutation(np.argwhere(np.triu(distance == 1))):
-        if len(pairs) < n_pairs // 2 and not {i, j} & used:
-            pairs.append((i, j))
-            used |= {i, j}
-    free = rng.permutation([s for s in range(vectors.shape[1]) if s not in used])
-    pairs += [tuple(p) for p in free[: 2 * (n_pairs - len(pairs))].reshape(-1, 2)]
-    while len(pairs) < n_pairs:  # too few sites for disjoint pairs
-        pairs.append(tuple(rng.choice(vectors.shape[1], 2, replace=False)))
-    scalar = chains.kept(vectors[:, :, 0])[:max_samples]
-    nulls = [chains.null_ensemble(vectors[:, :, 0], rng)[:max_samples] for _ in range(resamples)]
-
-    def gaussian(x: np.ndarray, y: np.ndarray) -> float:
-        return float(-0.5 * np.log1p(-(np.corrcoef(x, y)[0, 1] ** 2)))
-
-    def on_nulls(estimate: Callable[[np.ndarray, np.ndarray], float], i: int, j: int) -> float:
-        return float(np.mean([estimate(null[:, i], null[:, j]) for null in nulls]))
-
-    return KnnCheck(
-        knn=np.array([knn_mi(scalar[:, i], scalar[:, j]) for i, j in pairs]),
-        knn_null=np.array([on_nulls(knn_mi, i, j) for i, j in pairs]),
-        gaussian=np.array([gaussian(scalar[:, i], scalar[:, j]) for i, j in pairs]),
-        gaussian_null=np.array([on_nulls(gaussian, i, j) for i, j in pairs]),
-        distance=np.array([distance[i, j] for i, j in pairs]),
-    )
+        return mutual_info_section(dataset)
