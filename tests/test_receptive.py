@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 import xarray as xr
 from rginspect_plugins.receptive import Receptive
-from rginspect_plugins.receptive.compute import cone_wraps, field_sizes
+from rginspect_plugins.receptive.compute import cone_wraps
 
 import rginspect
 from rginspect.analysis import RunContext
@@ -20,6 +20,7 @@ from rginspect.jacobian import (
     cone_colouring,
     decode_to_data,
     decoder_jacobian,
+    field_sizes,
     overlap_clique,
     probe_lower_bound,
     receptive_fields,

@@ -22,10 +22,8 @@ from rginspect.information import (
     pairwise_gaussian_mi,
     periodic_distance,
 )
-from rginspect.jacobian import decoder_jacobian, receptive_fields
+from rginspect.jacobian import decoder_jacobian, field_sizes, receptive_fields
 from rginspect.model import RGFlowModel
-
-from ..receptive.compute import field_sizes
 
 GEOMETRIES = ("hyperbolic", "flat")
 MI_ROUTE, ACTION_ROUTE = "mutual information", "effective action"

@@ -21,6 +21,7 @@ from rginspect.device import synchronize
 from rginspect.jacobian import (
     cone_colouring,
     decoder_jacobian,
+    field_sizes,
     overlap_clique,
     probe_lower_bound,
     receptive_fields,
@@ -30,7 +31,6 @@ from rginspect.model import RGFlowModel
 from .compute import (
     centred_level_means,
     cone_wraps,
-    field_sizes,
     level_table,
     samples_within,
     strongest_per_level,

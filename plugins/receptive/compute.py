@@ -11,48 +11,6 @@ import xarray as xr
 from rginspect.model import RGFlowModel
 
 
-def field_sizes(fields: sp.csr_matrix, H: int, W: int) -> tuple[np.ndarray, ...]:
-    """Centre (circular mean), RMS radius about it, and the 50%/90% mass areas of every row.
-
-    All rows at once over the stored entries (a loop over latents cost seconds at 3072 latents).
-    """
-    fields = fields.tocsr()
-    n = fields.shape[0]
-    row = np.repeat(np.arange(n), np.diff(fields.indptr))
-    weight = fields.data
-    total = np.bincount(row, weight, n)
-    y, x = np.divmod(fields.indices, W)
-    centre_y, dy = _circular_centre(y, weight, row, n, H)
-    centre_x, dx = _circular_centre(x, weight, row, n, W)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        radius = np.sqrt(np.bincount(row, weight * (dy**2 + dx**2), n) / total)
-    # each row's weights in descending order, and the share of its mass up to each of them
-    order = np.lexsort((-weight, row))
-    cumulative = np.cumsum(weight[order])
-    start = np.concatenate([[0.0], cumulative])[fields.indptr[:-1]]
-    share = (cumulative - start[row[order]]) / total[row[order]]
-    area50 = np.bincount(row[order][share < 0.5], minlength=n) + 1
-    area90 = np.bincount(row[order][share < 0.9], minlength=n) + 1
-    empty = ~(total > 0)
-    centre_y[empty] = centre_x[empty] = radius[empty] = np.nan
-    area50[empty] = area90[empty] = 0
-    return centre_y, centre_x, radius, area50, area90
-
-
-def _circular_centre(
-    position: np.ndarray, weight: np.ndarray, row: np.ndarray, n: int, period: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted circular mean of each of n rows on a ring of `period` sites, and each entry's
-    signed offset from its row's centre."""
-    angle = 2 * np.pi * position / period
-    mean = np.arctan2(
-        np.bincount(row, weight * np.sin(angle), n), np.bincount(row, weight * np.cos(angle), n)
-    )
-    centre = np.round(mean * period / (2 * np.pi), 9) % period
-    offset = (position - centre[row] + period / 2) % period - period / 2
-    return centre, offset
-
-
 def cone_wraps(model: RGFlowModel) -> np.ndarray:
     """Per level: whether some latent's structural cone covers every row or every column of the
     lattice, i.e. closes around the torus, so that its fields' sizes saturate."""
