@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import json
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import scipy.stats
 import torch
 import xarray as xr
 
-from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.analysis import Analysis, Parameter, RunContext, Section
 
-EMPTY_COMPARISON = (
-    "these inputs are the model's own samples: encoding them gives back prior draws "
-    "(encode(decode(z)) = z), so the latent statistics compare the prior with itself"
-)
+from .compute import EMPTY_COMPARISON, finite_latents, level_statistics
+from .draw import plot_statistics, summary_section
 
 
 class Summary(Analysis):
@@ -35,6 +30,7 @@ class Summary(Analysis):
     description = "Model card, invertibility check and per-level latent statistics"
     version = "3"  # 3: fields turned to the flow's pinned global direction, as drawn beside
     parameters = {"inputs": Parameter(int, 256, "how many inputs to encode")}
+    plots = {"statistics": plot_statistics}
 
     @torch.no_grad()
     def run(self, context: RunContext) -> xr.Dataset:
@@ -101,80 +97,4 @@ class Summary(Analysis):
         )
 
     def render(self, dataset: xr.Dataset) -> Section:
-        aligned = bool(dataset.attrs.get("aligned", 0))
-        columns = ["latents", "mean", "std", "excess_kurtosis"]
-        if aligned:
-            columns += ["std_unaligned", "excess_kurtosis_unaligned"]
-        frame = dataset[columns].to_dataframe()
-        figure, axes = plt.subplots(1, 2, figsize=(8, 3))
-        for axis, name, prior in [
-            (axes[0], "std", dataset.attrs["prior_std"]),
-            (axes[1], "excess_kurtosis", dataset.attrs["prior_excess_kurtosis"]),
-        ]:
-            axis.bar(dataset.level, dataset[name], color="tab:blue")
-            axis.axhline(
-                prior, color="black", linestyle="--", label=f"{dataset.attrs['prior']} prior"
-            )
-            axis.set_xlabel("RG level (0 = finest)")
-            axis.set_title(f"pooled {name.replace('_', ' ')}")
-            axis.set_xticks(dataset.level.values)
-        axes[0].legend(frameon=False)
-        figure.tight_layout()
-        error = float(dataset.max_reconstruction_error)
-        residual = float(dataset.max_logdet_residual)
-        empty = dataset.attrs.get("empty_comparison", "")
-        text = (
-            f"Invertibility on {dataset.attrs['samples']} inputs: max |decode(encode(x)) − x| = "
-            f"{error:.3g}, max log-det residual = {residual:.3g}."
-        )
-        if "alignment" in dataset.attrs:
-            text += f" Latent statistics: {dataset.attrs['alignment']}"
-            text += " (the columns *_unaligned: as drawn)." if aligned else "."
-        if empty:
-            text += (
-                f"\n\nNo test of the latents here: {empty}. Run with --data to compare the "
-                "encoded data with the prior."
-            )
-        return Section(
-            title="Summary",
-            how_to_read=(
-                "Encoded data of a well-trained RG flow have the prior's spread and tails at every "
-                "level (dashed lines); a level that differs is where the flow misfits. A marginal "
-                "check: it cannot show whether the latents are independent."
-            ),
-            figures=[Figure(figure, f"Per-level latent statistics of {dataset.attrs['source']}.")],
-            tables=[
-                Table(
-                    pd.DataFrame(frame),
-                    "Per-level statistics of the encoded inputs (std and kurtosis pooled over the "
-                    "level after centring each latent on its own mean)",
-                )
-            ],
-            text=text,
-        )
-
-
-def finite_latents(z: torch.Tensor, source: str) -> np.ndarray:
-    """The latents as float64 numpy, refused with a reason if any is NaN or Inf."""
-    z = z.double().cpu().numpy()
-    if not np.isfinite(z).all():
-        bad = int((~np.isfinite(z)).reshape(len(z), -1).any(1).sum())
-        raise ValueError(
-            f"encoding gives NaN/Inf latents for {bad} of {len(z)} inputs ({source}); "
-            "check that the data are what the model was trained on"
-        )
-    return z
-
-
-def level_statistics(
-    z: np.ndarray, latent_level: np.ndarray, levels: np.ndarray
-) -> tuple[list[float], list[float], list[float]]:
-    """Per level: mean of its latents, and std and excess kurtosis pooled after centring each
-    latent on its own mean."""
-    centred = z - z.mean(axis=0)  # each latent about its own mean, before pooling a level
-    pooled = [centred[:, latent_level == level].ravel() for level in levels]
-    return (
-        [float(z[:, latent_level == level].mean()) for level in levels],
-        [float(values.std()) for values in pooled],
-        [float(scipy.stats.kurtosis(values)) for values in pooled],
-    )
+        return summary_section(dataset)
