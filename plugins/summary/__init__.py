@@ -1,4 +1,4 @@
-"""summary: the model card, an invertibility check, and per-level statistics of the latents.
+"""summary: an invertibility check and per-level statistics of the latents.
 
 A perfect RG flow maps its data onto its prior, so each level's encoded latents have the prior's
 spread and tails. These are marginal checks (each latent centred on its own mean, then pooled per
@@ -13,8 +13,6 @@ fields as drawn are kept beside (`*_unaligned`): they show how the flow treats t
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 import xarray as xr
@@ -27,8 +25,10 @@ from .draw import plot_statistics, summary_section
 
 class Summary(Analysis):
     name = "summary"
-    description = "Model card, invertibility check and per-level latent statistics"
-    version = "3"  # 3: fields turned to the flow's pinned global direction, as drawn beside
+    description = "Invertibility check and per-level latent statistics"
+    # 3: fields turned to the flow's pinned global direction, as drawn beside; 4: no model_card
+    # attribute (the card is the results' `model` group)
+    version = "4"
     parameters = {"inputs": Parameter(int, 256, "how many inputs to encode")}
     plots = {"statistics": plot_statistics}
 
@@ -85,7 +85,6 @@ class Summary(Analysis):
             },
             coords={"level": ("level", levels, {"long_name": "RG level (0 = finest)"})},
             attrs={
-                "model_card": json.dumps(model.info(), default=str),
                 "source": source,
                 "samples": len(x),
                 "prior": model.prior.kind,
