@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from rginspect_plugins.goldstone import Goldstone, phase_locking
+from rginspect_plugins.goldstone import Goldstone
+from rginspect_plugins.goldstone.compute import phase_locking
 from scipy.special import hyp2f1
 
 import rginspect

@@ -36,6 +36,10 @@ CONVERTED = {  # analysis -> the fixture holding its stored results
     **dict.fromkeys(["likelihood", "traverse", "mix", "inpaint", "disentangle"], "stored"),
     **dict.fromkeys(FIELD_PARAMETERS, "stored_fields"),
 }
+# summary on the image model's data, goldstone on φ⁴'s O(2) field (HMC samples of its action)
+PARAMETERS["summary"] = {"inputs": 40}
+FIELD_PARAMETERS["goldstone"] = {"inputs": 256}
+CONVERTED |= {"summary": "stored", "goldstone": "stored_fields"}
 
 
 def analysed_and_read_back(folder: Path, model: Path, parameters: dict, **options) -> object:
@@ -238,3 +242,35 @@ def test_the_free_energy_histogram_holds_every_stored_weight_and_marks_f_and_ln_
     assert marks["−F_q = ⟨ln w⟩"] == pytest.approx(-float(dataset.free_energy))
     assert marks["ln Z, importance sampled"] == pytest.approx(float(dataset.log_z))
     assert "ln Z, exact" not in marks  # φ⁴ has no exact ln Z
+
+
+def test_the_summary_bars_are_the_stored_level_statistics_against_the_prior(stored):
+    dataset = stored["summary"].to_dataset()
+    axes = stored.rginspect.plot("summary", "statistics")
+    for axis, name, prior in zip(
+        axes, ("std", "excess_kurtosis"), ("prior_std", "prior_excess_kurtosis"), strict=True
+    ):
+        bars = axis.patches
+        np.testing.assert_allclose(
+            [bar.get_x() + bar.get_width() / 2 for bar in bars], dataset.level
+        )
+        np.testing.assert_allclose([bar.get_height() for bar in bars], dataset[name])
+        (line,) = axis.get_lines()
+        assert line.get_ydata()[0] == pytest.approx(dataset.attrs[prior])
+        assert line.get_label() == f"{dataset.attrs['prior']} prior"
+
+
+def test_the_goldstone_scatter_is_the_best_locked_candidate_and_the_bars_each_locking(
+    stored_fields,
+):
+    dataset = stored_fields["goldstone"].to_dataset()
+    best = int(np.argmax(dataset.phase_locking.values))
+    scatter, bars = stored_fields.rginspect.plot("goldstone", "phase_locking")
+    assert scatter.get_xlabel() == f"phase ψ of {dataset.candidate.values[best]}"
+    (points,) = scatter.collections
+    np.testing.assert_allclose(points.get_offsets()[:, 0], dataset.latent_phase[best])
+    np.testing.assert_allclose(points.get_offsets()[:, 1], dataset.global_phase)
+    np.testing.assert_allclose([bar.get_height() for bar in bars.patches], dataset.phase_locking)
+    assert [label.get_text() for label in bars.get_xticklabels()] == list(dataset.candidate.values)
+    (baseline,) = bars.get_lines()
+    assert baseline.get_ydata()[0] == pytest.approx(float(dataset.baseline_locking))

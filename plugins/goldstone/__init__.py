@@ -22,14 +22,15 @@ follows θ, and the report says that the fields at other phases are ones the flo
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
-from rginspect.analysis import Analysis, Figure, Parameter, RunContext, Section, Table
+from rginspect.analysis import Analysis, Parameter, RunContext, Section
 from rginspect.model import RGFlowModel
+
+from .compute import candidate_phases, phase_locking
+from .draw import goldstone_section, plot_phase_locking
 
 
 class Goldstone(Analysis):
@@ -40,6 +41,7 @@ class Goldstone(Analysis):
     version = "6"
     parameters = {"inputs": Parameter(int, 4096, "fields to encode (data, else HMC samples)")}
     domains = ("field",)
+    plots = {"phase_locking": plot_phase_locking}
 
     def applies_to(self, model: RGFlowModel) -> str | None:
         reason = super().applies_to(model)
@@ -120,90 +122,4 @@ class Goldstone(Analysis):
         )
 
     def render(self, dataset: xr.Dataset) -> Section:
-        best = int(np.argmax(dataset.phase_locking.values))
-        figure, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        axes[0].scatter(
-            dataset.latent_phase[best], dataset.global_phase, s=2, alpha=0.3, color="tab:blue"
-        )
-        axes[0].set_xlabel(f"phase ψ of {dataset.candidate.values[best]}")
-        axes[0].set_ylabel("global phase θ = arg Σφ")
-        axes[1].bar(range(dataset.sizes["candidate"]), dataset.phase_locking, color="tab:orange")
-        baseline = float(dataset.baseline_locking)
-        axes[1].axhline(baseline, ls="--", color="gray", label="finest-level median")
-        axes[1].set_xticks(range(dataset.sizes["candidate"]))
-        axes[1].set_xticklabels(dataset.candidate.values, rotation=45, ha="right", fontsize=7)
-        axes[1].set_ylabel("phase locking")
-        axes[1].legend(fontsize=8)
-        figure.tight_layout()
-        table = pd.DataFrame(
-            {
-                "latent phase": dataset.candidate.values,
-                "phase locking": dataset.phase_locking.values,
-                "concentration, aligned fields": dataset.aligned_concentration.values,
-            }
-        )
-        locking = float(dataset.phase_locking[best])
-        verdict = (
-            "the top level carries the global phase"
-            if locking > baseline + 3 * dataset.attrs["noise_level"]
-            else "no top-level latent tracks the global phase more than a finest-level one does"
-        )
-        concentration = float(dataset.phase_concentration)
-        if concentration > 0.5:
-            verdict += (
-                f" Note: the samples' global phase is concentrated (|⟨exp iθ⟩| = {concentration:.2f};"
-                " 0 for an O(2)-symmetric ensemble): these fields barely vary it, so there is "
-                "little global phase for any latent to carry"
-            )
-        return Section(
-            title="Goldstone mode",
-            how_to_read=(
-                "Whether the coarsest latents encode the O(2) field's global phase θ = arg Σφ: "
-                "phase locking 1 means a latent's phase fixes θ; the dashed line is what a single "
-                "finest-level site gives."
-            ),
-            figures=[
-                Figure(
-                    figure, f"θ against the best-locked latent phase; {dataset.attrs['source']}."
-                )
-            ],
-            tables=[Table(table, "Association of each top-level latent phase with θ")],
-            text=(
-                f"Best phase locking {locking:.3f} ({dataset.candidate.values[best]}) against "
-                f"{baseline:.3f} for a finest-level latent: {verdict}. Measured on "
-                f"{dataset.sizes['sample']} {dataset.attrs['source']}, worth "
-                f"{dataset.attrs['effective_samples']:.0f} independent samples of the global "
-                f"phase (noise level 1/√n_eff = {dataset.attrs['noise_level']:.3f}; the top level "
-                "carries the phase when its locking exceeds the baseline by 3 noise levels). "
-                f"The locking is read on the fields as drawn; {dataset.attrs['alignment']}"
-                + (
-                    " (for the concentration column only): fields at other phases are ones the "
-                    "flow was not trained at."
-                    if dataset.attrs["aligned"]
-                    else "."
-                )
-            ),
-        )
-
-
-def candidate_phases(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(candidate, sample) phases of each top-level latent pair at (rows, cols) and of the top
-    level's two leading principal directions, from (sample, 2, L, L) latents."""
-    pairs = z[:, :, rows, cols]  # (sample, component, site)
-    phases = np.arctan2(pairs[:, 1], pairs[:, 0]).T  # (site, sample)
-    return np.vstack([phases, principal_phase(pairs.reshape(len(z), -1))[None]])
-
-
-def principal_phase(latents: np.ndarray) -> np.ndarray:
-    """Phase of each sample in the plane of the two leading principal directions."""
-    centred = latents - latents.mean(0)
-    _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ directions[:2].T
-    return np.arctan2(projected[:, 1], projected[:, 0])
-
-
-def phase_locking(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """|⟨exp i(a − b)⟩| and |⟨exp i(a + b)⟩|: 1 when a = ±b + const, ~1/√n when independent."""
-    return float(np.abs(np.mean(np.exp(1j * (a - b))))), float(
-        np.abs(np.mean(np.exp(1j * (a + b))))
-    )
+        return goldstone_section(dataset)
