@@ -347,6 +347,7 @@ def train_field_checkpoint(
     spline_bins: int = FIELD_SPLINE_BINS,
     grow_fraction: float = FIELD_GROW_FRACTION,
     quality_every: int = 0,
+    quality_samples: int = 4096,
 ) -> RGFlowModel:
     """`rginspect train field` as a function: a flow for the action `{"name": ..., "L": ...,
     couplings}`, trained by reverse KL and written to `out`. Sweep workers call this.
@@ -355,7 +356,8 @@ def train_field_checkpoint(
     samples as keep samples × sites the same, and with it the gradient's noise per site. RG-Flow
     flows on L > GROW_FROM_L spend `grow_fraction` of the steps on an L = GROW_FROM_L lattice of
     the same action first, then train the grown model (`grown_model`) on L. The sampler quality of
-    the result (plain, and mixed over the field's global symmetries) goes into its provenance.
+    the result (plain, and mixed over the field's global symmetries), on `quality_samples` of its
+    own samples, goes into its provenance.
     """
     from .nn.architectures import neuralrg_config, rgflow_config
     from .physics import build_action
@@ -418,10 +420,10 @@ def train_field_checkpoint(
         **settings.optimisation(),
         "grown_from_L": GROW_FROM_L if grows else None,
         "grow_fraction": grow_fraction if grows else None,
-        "sampler_quality": sampler_quality(model).as_dict(),
+        "sampler_quality": sampler_quality(model, quality_samples).as_dict(),
         "symmetrized_sampler_quality": None
         if group is None
-        else sampler_quality(model, group=group).as_dict(),
+        else sampler_quality(model, quality_samples, group=group).as_dict(),
         "sampler_quality_curve": record.quality_curve(),
     }
     model.provenance["training"] = training_provenance(

@@ -96,11 +96,16 @@ def test_train_image_refuses_options_of_the_other_architecture(run, tmp_path):
 def test_train_field_records_the_action(run, tmp_path):
     out = tmp_path / "phi4.safetensors"
     result = run("train", "field", "--action", "phi4", "--kappa", 0.3, "--lamb", 1.0, "--size", 4,
-                 "--steps", 2, "--batch-size", 4, "--nhidden", 4, "--quiet", "-o", out)  # fmt: skip
+                 "--steps", 2, "--batch-size", 4, "--nhidden", 4, "--quality-samples", 64,
+                 "--quiet", "-o", out)  # fmt: skip
     assert result.exit_code == 0, result.output
     model = rginspect.load(out)
     assert model.action.config()["kappa"] == 0.3 and model.data_shape == (2, 4, 4)
-    assert model.provenance["training"]["loss_unit"] == "free energy per site"
+    training = model.provenance["training"]
+    assert training["loss_unit"] == "free energy per site"
+    # the sampler quality on as many own samples as asked, plain and mixed over the symmetries
+    assert training["sampler_quality"]["n_samples"] == 64
+    assert training["symmetrized_sampler_quality"]["n_samples"] == 64
 
 
 def test_train_field_needs_its_couplings(run, tmp_path):
