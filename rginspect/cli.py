@@ -810,7 +810,7 @@ def train_image_command(
     show_default=True,
     type=click.IntRange(min=2),
     help="Own samples the recorded sampler quality is measured on (the mixed one encodes each "
-    "16 times on an O(2) field: fewer make a quick model quicker).",
+    "once per symmetry it mixes over, 16 on an O(2) field: fewer make a quick model quicker).",
 )
 @click.option(
     "--grow-fraction",
