@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
 from rginspect.analysis import Figure, Section, Table
 from rginspect.report.render import ReportSection, render_report, write_report
@@ -99,6 +100,23 @@ def test_sections_drawn_in_the_background_equal_those_drawn_from_the_file(tmp_pa
             sections.submit(name, dataset)
         views = sections.finished(stored)
     assert views == {name: analysis_section(name, dataset) for name, dataset in stored.items()}
+
+
+def test_an_interrupted_run_does_not_wait_for_the_section_being_drawn():
+    """Ctrl-C during a run: the finished analyses are already stored and no report comes, so the
+    section the background process is drawing is stopped, not waited for."""
+    import time
+
+    from rginspect.report.build import BackgroundSections
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt), BackgroundSections() as sections:
+        if not sections.in_background:
+            pytest.skip("sections are drawn in the background only with more than one CPU")
+        sections._pool.submit(time.sleep, 60)  # a section that takes a minute to draw
+        time.sleep(0.5)  # the worker has begun it
+        raise KeyboardInterrupt
+    assert time.perf_counter() - started < 15
 
 
 def _sections_in_a_daemon(queue) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -130,6 +132,7 @@ class BackgroundSections:
     def __init__(self) -> None:
         self._futures: dict[str, Future] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._worker_pid = 0
         if (
             usable_cpus() > 1
             and not multiprocessing.current_process().daemon
@@ -142,7 +145,8 @@ class BackgroundSections:
                     initializer=follow_parent,
                     initargs=(os.getpid(), RENDER_NICENESS),
                 )
-                self._pool.submit(int).result()  # fork now, before this process starts threads
+                # fork now, before this process starts threads
+                self._worker_pid = self._pool.submit(os.getpid).result()
             except (OSError, BrokenProcessPool):
                 self._pool = None
 
@@ -154,9 +158,13 @@ class BackgroundSections:
         """Whether sections are drawn in the second process (False: drawn here, at the end)."""
         return self._pool is not None
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if self._pool is None:
+            return
+        if exc_type is not None:  # interrupted or failed: no report comes, so stop drawing now
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._worker_pid, signal.SIGTERM)
+        self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, name: str, dataset: xr.Dataset) -> None:
         """Start drawing a stored dataset's section (with the attrs the results file holds)."""
