@@ -140,8 +140,11 @@ def test_unwritable_output_is_one_line_with_its_exit_code(tmp_path, monkeypatch)
 
 # -- interrupted and killed runs, in a real process ---------------------------------------------
 RUNNER = """
-import os, sys, time
+import os, signal, sys, time
 from pathlib import Path
+# Ctrl-C as in a terminal, also where the tests run as a background job (a shell starts those
+# with SIGINT ignored, and an ignored signal stays ignored in every process they start)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np, xarray as xr
 from rginspect import plugin_manager
 from rginspect.analysis import Analysis, Section
